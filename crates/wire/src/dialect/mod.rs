@@ -1,0 +1,4 @@
+//! One module per API dialect. Each converts to and from `crate::canonical` only.
+
+pub mod anthropic;
+pub mod openai_chat;
