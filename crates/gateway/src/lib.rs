@@ -1,1 +1,12 @@
-pub fn x(){}
+//! Ekai Gateway: the server, providers, routing and everything else that does IO.
+//! See ARCHITECTURE.md for the map.
+
+pub mod accounting;
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod providers;
+pub mod proxy;
+pub mod router;
+pub mod server;

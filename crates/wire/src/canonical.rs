@@ -222,7 +222,10 @@ impl ContentBlock {
 pub enum ImageSource {
     /// An http(s) URL the provider fetches itself.
     Url(String),
-    Base64 { media_type: String, data: String },
+    Base64 {
+        media_type: String,
+        data: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -237,7 +240,10 @@ pub struct ToolCall {
 pub enum Tool {
     Function(FunctionTool),
     /// Provider-hosted tools (Anthropic `web_search_20250305`, OpenAI `custom`, …).
-    Unknown { dialect: Dialect, value: Value },
+    Unknown {
+        dialect: Dialect,
+        value: Value,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,118 @@
+//! `POST /v1/chat/completions`, `POST /v1/messages` and `POST /v1/messages/count_tokens`: read the
+//! body within the limit, hand it to the proxy, render its error in the client's dialect, and stamp
+//! the response headers every answer carries.
+
+use super::AppState;
+use super::error::render;
+use crate::error::GatewayError;
+use crate::proxy::{Ctx, HOP_HEADER};
+use axum::extract::{Request, State};
+use axum::response::Response;
+use bytes::Bytes;
+use ekai_wire::canonical::Dialect;
+use http::{HeaderMap, HeaderValue, header};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Clone, Copy)]
+enum Op {
+    Generate,
+    CountTokens,
+}
+
+pub async fn chat_completions(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    run(&s, Dialect::OpenAiChat, Op::Generate, req).await
+}
+
+pub async fn messages(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    run(&s, Dialect::Anthropic, Op::Generate, req).await
+}
+
+pub async fn count_tokens(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    run(&s, Dialect::Anthropic, Op::CountTokens, req).await
+}
+
+fn header_string(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+async fn run(s: &AppState, dialect: Dialect, op: Op, req: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let mut ctx = Ctx {
+        dialect,
+        request_id: s.next_request_id(),
+        anthropic_version: header_string(&parts.headers, "anthropic-version"),
+        anthropic_beta: header_string(&parts.headers, "anthropic-beta"),
+        started,
+        served: None,
+        requested_model: None,
+    };
+    let result = async {
+        if parts
+            .headers
+            .get(HOP_HEADER)
+            .is_some_and(|v| v.as_bytes() == s.proxy.instance_id.as_bytes())
+        {
+            return Err(GatewayError::loop_detected());
+        }
+        let body = read_body(&parts.headers, body, s.body_limit).await?;
+        match op {
+            Op::Generate => s.proxy.generate(&mut ctx, body).await,
+            Op::CountTokens => s.proxy.count_tokens(&mut ctx, body).await,
+        }
+    }
+    .await;
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => render(dialect, &e),
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        h.insert("x-request-id", v);
+    }
+    let (provider, model) = match &ctx.served {
+        Some((p, m)) => (p.as_str(), m.as_str()),
+        None => ("none", ctx.requested_model.as_deref().unwrap_or("")),
+    };
+    if let Ok(v) = HeaderValue::from_str(provider) {
+        h.insert("x-ekai-provider", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(model) {
+        h.insert("x-ekai-model", v);
+    }
+    resp
+}
+
+async fn read_body(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<Bytes, GatewayError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(GatewayError::too_large(limit));
+    }
+    match axum::body::to_bytes(body, limit).await {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            let too_large =
+                std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+                    e.source()
+                })
+                .any(|e| e.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                Err(GatewayError::too_large(limit))
+            } else {
+                Err(GatewayError::invalid(format!(
+                    "could not read the request body: {e}"
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The HTTP surface: one file per inbound concern; errors rendered only here (`error`).
+
+mod error;
+mod generate;
+mod info;
+
+use crate::proxy::Proxy;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub struct AppState {
+    pub proxy: Proxy,
+    pub body_limit: usize,
+    request_seq: AtomicU64,
+    /// Mixed into request ids so two processes do not repeat each other's ids.
+    id_seed: u64,
+}
+
+impl AppState {
+    pub fn new(proxy: Proxy, body_limit: usize, id_seed: u64) -> Self {
+        AppState {
+            proxy,
+            body_limit,
+            request_seq: AtomicU64::new(0),
+            id_seed,
+        }
+    }
+
+    pub fn next_request_id(&self) -> String {
+        let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
+        format!("req_{:016x}{:08x}", self.id_seed, n)
+    }
+}
+
+/// Builds the router.
+///
+/// Middleware order, outermost first: (none yet). Handlers read their own bodies within
+/// `body_limit` so that an oversized or malformed body is answered in the client's dialect;
+/// axum's default body limit is therefore disabled. Auth, rate limits and the ledger will sit
+/// between the router and the handlers, in that order.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(info::root))
+        .route("/health", get(info::health))
+        .route("/v1/models", get(info::models))
+        .route("/models", get(info::models))
+        .route("/v1/chat/completions", post(generate::chat_completions))
+        .route("/chat/completions", post(generate::chat_completions))
+        .route("/v1/messages", post(generate::messages))
+        .route("/v1/messages/count_tokens", post(generate::count_tokens))
+        .fallback(info::not_found)
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}

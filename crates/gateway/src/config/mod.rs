@@ -1,0 +1,417 @@
+//! Configuration: the ONLY module that reads the environment, `.env` and the config file.
+//!
+//! Sources, strongest first: process environment, `.env` in the working directory, the TOML file
+//! (`--config PATH` or `EKAI_CONFIG`), built-in defaults. Everything else receives a validated
+//! [`Config`] and never looks at the environment itself.
+
+mod raw;
+mod secret;
+
+pub use secret::Secret;
+
+use ekai_wire::canonical::Dialect;
+use raw::{RawConfig, RawProvider};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The built-in upstreams, plus the generic OpenAI-compatible kind for everything declared in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    OpenAi,
+    Anthropic,
+    Xai,
+    OpenRouter,
+    Compatible,
+}
+
+impl ProviderKind {
+    pub const BUILT_IN: [ProviderKind; 4] = [
+        ProviderKind::OpenAi,
+        ProviderKind::Anthropic,
+        ProviderKind::Xai,
+        ProviderKind::OpenRouter,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Xai => "xai",
+            ProviderKind::OpenRouter => "openrouter",
+            ProviderKind::Compatible => "compatible",
+        }
+    }
+
+    fn default_base_url(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "https://api.openai.com/v1",
+            ProviderKind::Anthropic => "https://api.anthropic.com",
+            ProviderKind::Xai => "https://api.x.ai/v1",
+            ProviderKind::OpenRouter => "https://openrouter.ai/api/v1",
+            ProviderKind::Compatible => "",
+        }
+    }
+
+    fn key_envs(self) -> &'static [&'static str] {
+        match self {
+            ProviderKind::OpenAi => &["OPENAI_API_KEY"],
+            ProviderKind::Anthropic => &["ANTHROPIC_API_KEY"],
+            ProviderKind::Xai => &["XAI_API_KEY"],
+            ProviderKind::OpenRouter => &["OPENROUTER_API_KEY"],
+            ProviderKind::Compatible => &[],
+        }
+    }
+
+    fn dialect(self) -> Dialect {
+        match self {
+            ProviderKind::Anthropic => Dialect::Anthropic,
+            _ => Dialect::OpenAiChat,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// Unique, lower-case; what `x-ekai-provider` and logs show.
+    pub name: String,
+    pub kind: ProviderKind,
+    pub dialect: Dialect,
+    /// OpenAI-style providers include the version segment (`…/v1`); Anthropic's does not.
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    /// The variable a user sets to give this provider a key (named in error messages).
+    pub key_env: String,
+    /// Models declared in the config file, in addition to the built-in list.
+    pub models: Vec<String>,
+}
+
+impl ProviderConfig {
+    /// A provider is usable when it has a key, or when it is a self-declared endpoint that needs none
+    /// (a local vLLM, LM Studio …).
+    pub fn is_configured(&self) -> bool {
+        self.api_key.is_some() || self.kind == ProviderKind::Compatible
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub idle: Duration,
+    pub keepalive: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    pub body_limit: usize,
+    pub timeouts: Timeouts,
+    /// Built-ins first (in `ProviderKind::BUILT_IN` order), then file-declared ones by name.
+    pub providers: Vec<ProviderConfig>,
+    /// `tracing` filter directive (RUST_LOG), default `info`.
+    pub log_filter: String,
+    pub config_file: Option<PathBuf>,
+    /// Present when `GOOGLE_API_KEY`/`GEMINI_API_KEY` is set; the native Gemini adapter is not built
+    /// yet, so startup says so instead of silently ignoring the key.
+    pub gemini_key_present: bool,
+}
+
+impl Config {
+    /// Reads `.env` (if present in the working directory), the process environment and the config
+    /// file named by `cli_path` or `EKAI_CONFIG`.
+    pub fn load(cli_path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut env: HashMap<String, String> = HashMap::new();
+        if let Ok(iter) = dotenvy::from_filename_iter(".env") {
+            for (k, v) in iter.flatten() {
+                env.insert(k, v);
+            }
+        }
+        // The process environment wins over .env, as with every dotenv loader.
+        env.extend(std::env::vars());
+        let path = cli_path
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("EKAI_CONFIG").map(PathBuf::from));
+        let text = match &path {
+            Some(p) => Some(
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.clone(),
+                    source,
+                })?,
+            ),
+            None => None,
+        };
+        Self::from_sources(&env, path.as_deref(), text.as_deref())
+    }
+
+    /// Pure construction from an environment snapshot and the file's text (testable).
+    pub fn from_sources(
+        env: &HashMap<String, String>,
+        path: Option<&Path>,
+        file_text: Option<&str>,
+    ) -> Result<Config, ConfigError> {
+        let raw: RawConfig = match file_text {
+            Some(text) => parse_file(text).map_err(|message| ConfigError::Parse {
+                path: path.map(Path::to_path_buf).unwrap_or_default(),
+                message,
+            })?,
+            None => RawConfig::default(),
+        };
+        let get = |k: &str| env.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+
+        let host_text = get("HOST")
+            .map(str::to_string)
+            .or(raw.server.host.clone())
+            .unwrap_or_else(|| "127.0.0.1".to_string());
+        let host = resolve_host(&host_text)?;
+        let port = match get("PORT") {
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| ConfigError::Invalid(format!("PORT={p:?} is not a port number")))?,
+            None => raw.server.port.unwrap_or(3001),
+        };
+        let body_limit_mb = raw.server.body_limit_mb.unwrap_or(32);
+        if body_limit_mb == 0 {
+            return Err(ConfigError::Invalid(
+                "server.body_limit_mb must be at least 1".into(),
+            ));
+        }
+        let ms = |v: Option<u64>, default: u64| Duration::from_millis(v.unwrap_or(default));
+        let timeouts = Timeouts {
+            connect: ms(raw.timeouts.connect_ms, 10_000),
+            first_byte: ms(raw.timeouts.first_byte_ms, 600_000),
+            idle: ms(raw.timeouts.idle_ms, 300_000),
+            keepalive: ms(raw.timeouts.keepalive_ms, 15_000),
+        };
+
+        let mut providers = Vec::new();
+        let mut file_providers = raw.providers;
+        for kind in ProviderKind::BUILT_IN {
+            let over = file_providers.remove(kind.name()).unwrap_or_default();
+            if over.enabled == Some(false) {
+                continue;
+            }
+            providers.push(build_provider(kind.name(), kind, over, &get)?);
+        }
+        // Gemini's native adapter is not built yet: accept its settings so configs stay valid.
+        let gemini = file_providers.remove("gemini");
+        let gemini_key_present = gemini.is_none_or(|g| g.enabled != Some(false))
+            && (get("GOOGLE_API_KEY").is_some() || get("GEMINI_API_KEY").is_some());
+        for (name, over) in file_providers {
+            if over.enabled == Some(false) {
+                continue;
+            }
+            if !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "providers.{name}: provider names use lower-case letters, digits, '-' and '_'"
+                )));
+            }
+            providers.push(build_provider(&name, ProviderKind::Compatible, over, &get)?);
+        }
+
+        Ok(Config {
+            host,
+            port,
+            body_limit: usize::try_from(body_limit_mb.saturating_mul(1024 * 1024))
+                .unwrap_or(usize::MAX),
+            timeouts,
+            providers,
+            log_filter: get("RUST_LOG").unwrap_or("info").to_string(),
+            config_file: path.map(Path::to_path_buf),
+            gemini_key_present,
+        })
+    }
+
+    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+}
+
+fn parse_file(text: &str) -> Result<RawConfig, String> {
+    let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        // toml's own message starts with a line/column excerpt; keep only its last line (the reason).
+        let reason = inner.message().trim().to_string();
+        if path == "." || path.is_empty() {
+            reason
+        } else {
+            format!("{path}: {reason}")
+        }
+    })
+}
+
+fn resolve_host(text: &str) -> Result<IpAddr, ConfigError> {
+    if text == "localhost" {
+        return Ok(IpAddr::from([127, 0, 0, 1]));
+    }
+    text.parse().map_err(|_| {
+        ConfigError::Invalid(format!(
+            "HOST={text:?} is not an IP address (use 127.0.0.1, 0.0.0.0 or ::)"
+        ))
+    })
+}
+
+fn env_name(provider: &str) -> String {
+    provider
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn build_provider<'a>(
+    name: &str,
+    kind: ProviderKind,
+    over: RawProvider,
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<ProviderConfig, ConfigError> {
+    let base_env = format!("EKAI_{}_BASE_URL", env_name(name));
+    let base_url = get(&base_env)
+        .map(str::to_string)
+        .or(over.base_url)
+        .unwrap_or_else(|| kind.default_base_url().to_string());
+    if base_url.is_empty() {
+        return Err(ConfigError::Invalid(format!(
+            "providers.{name}.base_url is required (or set {base_env})"
+        )));
+    }
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        return Err(ConfigError::Invalid(format!(
+            "providers.{name}.base_url must start with http:// or https:// (got {base_url:?})"
+        )));
+    }
+    let key_envs: Vec<String> = match &over.api_key_env {
+        Some(e) => vec![e.clone()],
+        None if kind == ProviderKind::Compatible => vec![format!("{}_API_KEY", env_name(name))],
+        None => kind.key_envs().iter().map(|s| s.to_string()).collect(),
+    };
+    let api_key = key_envs.iter().find_map(|e| get(e)).map(Secret::new);
+    let dialect = match over.dialect.as_deref() {
+        None => kind.dialect(),
+        Some("openai_chat" | "openai") => Dialect::OpenAiChat,
+        Some("anthropic") => Dialect::Anthropic,
+        Some(other) => {
+            return Err(ConfigError::Invalid(format!(
+                "providers.{name}.dialect: unknown dialect {other:?} (use \"openai_chat\" or \"anthropic\")"
+            )));
+        }
+    };
+    Ok(ProviderConfig {
+        name: name.to_string(),
+        kind,
+        dialect,
+        base_url: base_url.trim_end_matches('/').to_string(),
+        api_key,
+        key_env: key_envs.first().cloned().unwrap_or_default(),
+        models: over.models.unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn zero_config_listens_on_loopback_3001_with_no_configured_provider() {
+        let c = Config::from_sources(&env(&[]), None, None).unwrap();
+        assert_eq!(c.port, 3001);
+        assert_eq!(c.host.to_string(), "127.0.0.1");
+        assert_eq!(c.body_limit, 32 * 1024 * 1024);
+        assert!(c.providers.iter().all(|p| !p.is_configured()));
+    }
+
+    #[test]
+    fn keys_and_base_url_overrides_come_from_env() {
+        let c = Config::from_sources(
+            &env(&[
+                ("OPENAI_API_KEY", "sk-1"),
+                ("EKAI_OPENAI_BASE_URL", "http://127.0.0.1:9/v1/"),
+                ("OPENAI_BASE_URL", "http://ignored"),
+                ("PORT", "4000"),
+            ]),
+            None,
+            None,
+        )
+        .unwrap();
+        let p = c.provider("openai").unwrap();
+        assert_eq!(p.base_url, "http://127.0.0.1:9/v1");
+        assert_eq!(p.api_key.as_ref().unwrap().expose(), "sk-1");
+        assert_eq!(c.port, 4000);
+    }
+
+    #[test]
+    fn file_declares_compatible_providers() {
+        let text = r#"
+            [server]
+            body_limit_mb = 1
+            [providers.together]
+            base_url = "https://api.together.xyz/v1"
+            api_key_env = "TOGETHER_KEY"
+            models = ["meta-llama/Llama-3.3-70B-Instruct-Turbo"]
+        "#;
+        let c = Config::from_sources(&env(&[("TOGETHER_KEY", "t")]), None, Some(text)).unwrap();
+        let p = c.provider("together").unwrap();
+        assert_eq!(p.kind, ProviderKind::Compatible);
+        assert_eq!(p.dialect, Dialect::OpenAiChat);
+        assert_eq!(p.models.len(), 1);
+        assert_eq!(c.body_limit, 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_path() {
+        let text = "[providers.together]\nbase_ur = \"x\"\n";
+        let err = Config::from_sources(&env(&[]), Some(Path::new("g.toml")), Some(text))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("providers.together"), "{err}");
+        assert!(err.contains("base_ur"), "{err}");
+    }
+
+    #[test]
+    fn bad_port_and_host_are_named() {
+        let e = Config::from_sources(&env(&[("PORT", "x")]), None, None).unwrap_err();
+        assert!(e.to_string().contains("PORT"));
+        let e = Config::from_sources(&env(&[("HOST", "nope")]), None, None).unwrap_err();
+        assert!(e.to_string().contains("HOST"));
+    }
+
+    #[test]
+    fn debug_output_hides_keys() {
+        let c = Config::from_sources(&env(&[("ANTHROPIC_API_KEY", "sk-ant-secret")]), None, None)
+            .unwrap();
+        assert!(!format!("{c:?}").contains("sk-ant-secret"));
+    }
+}

@@ -1,0 +1,160 @@
+//! The gateway's one error type. It knows its kind, status and where it came from; it does not know
+//! how to render itself: `api::error` renders it in the client's dialect.
+
+use ekai_wire::canonical::{ErrorKind, WireError};
+use http::StatusCode;
+
+/// Where a failure originated: decides retryability (fallback, a later issue) and log level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The client sent something we refuse.
+    Client,
+    /// The upstream answered with an error or failed to answer.
+    Upstream,
+    /// Our own fault.
+    Internal,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayError {
+    pub kind: ErrorKind,
+    pub status: StatusCode,
+    pub message: String,
+    pub param: Option<String>,
+    /// Machine-readable code for OpenAI-shaped errors (`model_not_found`, …).
+    pub code: Option<&'static str>,
+    /// Relayed from an upstream 429/503.
+    pub retry_after: Option<String>,
+    pub origin: Origin,
+}
+
+impl GatewayError {
+    fn new(
+        kind: ErrorKind,
+        status: StatusCode,
+        message: impl Into<String>,
+        origin: Origin,
+    ) -> Self {
+        GatewayError {
+            kind,
+            status,
+            message: message.into(),
+            param: None,
+            code: None,
+            retry_after: None,
+            origin,
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorKind::InvalidRequest,
+            StatusCode::BAD_REQUEST,
+            message,
+            Origin::Client,
+        )
+    }
+
+    pub fn with_param(mut self, param: Option<String>) -> Self {
+        self.param = param;
+        self
+    }
+
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    pub fn model_not_found(model: &str) -> Self {
+        Self::new(
+            ErrorKind::NotFound,
+            StatusCode::NOT_FOUND,
+            format!(
+                "model '{model}' is not served by this gateway; GET /v1/models lists the models it serves"
+            ),
+            Origin::Client,
+        )
+        .with_param(Some("model".into()))
+        .with_code("model_not_found")
+    }
+
+    pub fn provider_not_configured(model: &str, provider: &str, env: &str) -> Self {
+        Self::invalid(format!(
+            "model '{model}' is served by provider '{provider}', which has no API key: set {env} in the environment or .env and restart the gateway"
+        ))
+        .with_param(Some("model".into()))
+        .with_code("provider_not_configured")
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            ErrorKind::RequestTooLarge,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the gateway's limit of {limit} bytes"),
+            Origin::Client,
+        )
+    }
+
+    pub fn loop_detected() -> Self {
+        Self::new(
+            ErrorKind::InvalidRequest,
+            StatusCode::LOOP_DETECTED,
+            "request loop detected: this request was sent by this gateway to itself. A provider base URL (EKAI_*_BASE_URL) points at the gateway; point it at the real provider",
+            Origin::Client,
+        )
+        .with_code("loop_detected")
+    }
+
+    pub fn upstream_timeout(provider: &str, what: &str) -> Self {
+        Self::new(
+            ErrorKind::Timeout,
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("provider '{provider}' timed out {what}"),
+            Origin::Upstream,
+        )
+    }
+
+    pub fn upstream_unreachable(provider: &str, detail: &str) -> Self {
+        Self::new(
+            ErrorKind::Api,
+            StatusCode::BAD_GATEWAY,
+            format!("could not reach provider '{provider}': {detail}"),
+            Origin::Upstream,
+        )
+    }
+
+    pub fn upstream_invalid(provider: &str, detail: &str) -> Self {
+        Self::new(
+            ErrorKind::Api,
+            StatusCode::BAD_GATEWAY,
+            format!("provider '{provider}' sent a response the gateway cannot read: {detail}"),
+            Origin::Upstream,
+        )
+    }
+
+    /// An upstream error response, relayed with its status and message.
+    pub fn upstream(status: u16, provider: &str, message: &str) -> Self {
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        Self::new(
+            ErrorKind::from_status(status),
+            code,
+            format!("{provider}: {message}"),
+            Origin::Upstream,
+        )
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorKind::Api,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            message,
+            Origin::Internal,
+        )
+    }
+}
+
+impl From<WireError> for GatewayError {
+    fn from(e: WireError) -> Self {
+        GatewayError::invalid(e.message).with_param(e.param)
+    }
+}

@@ -1,0 +1,34 @@
+//! Anthropic (api.anthropic.com).
+
+pub const MODELS: &[&str] = &[
+    "claude-opus-4-5",
+    "claude-opus-4-1",
+    "claude-opus-4-0",
+    "claude-sonnet-4-5",
+    "claude-sonnet-4-0",
+    "claude-haiku-4-5",
+    "claude-3-7-sonnet-latest",
+    "claude-3-5-haiku-latest",
+];
+
+/// The API version the gateway speaks when the client named none.
+pub const DEFAULT_VERSION: &str = "2023-06-01";
+
+pub fn headers(
+    key: Option<&str>,
+    version: Option<&str>,
+    beta: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut h = Vec::with_capacity(3);
+    if let Some(k) = key {
+        h.push(("x-api-key", k.to_string()));
+    }
+    h.push((
+        "anthropic-version",
+        version.unwrap_or(DEFAULT_VERSION).to_string(),
+    ));
+    if let Some(b) = beta {
+        h.push(("anthropic-beta", b.to_string()));
+    }
+    h
+}

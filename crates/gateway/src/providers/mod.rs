@@ -1,0 +1,106 @@
+//! Upstream adapters: where each provider lives, how it authenticates and what quirks its API has.
+//!
+//! A provider sees only canonical requests rendered in ITS dialect (or a passthrough body in its
+//! dialect); it never learns which dialect the client spoke. One file per adapter; dispatch is a
+//! `match` on the closed [`ProviderKind`].
+
+mod anthropic;
+mod openai;
+mod openrouter;
+mod xai;
+
+use crate::config::{ProviderConfig, ProviderKind};
+use ekai_wire::canonical::Dialect;
+use serde_json::{Map, Value};
+
+/// What the gateway asks an upstream to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Generate,
+    CountTokens,
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    pub config: ProviderConfig,
+    /// Built-in model ids plus the ones the config file declares.
+    pub models: Vec<String>,
+}
+
+impl Provider {
+    pub fn new(config: ProviderConfig) -> Self {
+        let builtin: &[&str] = match config.kind {
+            ProviderKind::OpenAi => openai::MODELS,
+            ProviderKind::Anthropic => anthropic::MODELS,
+            ProviderKind::Xai => xai::MODELS,
+            ProviderKind::OpenRouter => openrouter::MODELS,
+            ProviderKind::Compatible => &[],
+        };
+        let mut models: Vec<String> = builtin.iter().map(|s| s.to_string()).collect();
+        for m in &config.models {
+            if !models.contains(m) {
+                models.push(m.clone());
+            }
+        }
+        Provider { config, models }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.config.dialect
+    }
+
+    pub fn serves(&self, model: &str) -> bool {
+        self.models.iter().any(|m| m == model)
+    }
+
+    /// Full URL for an operation, or None when this upstream cannot do it.
+    pub fn url(&self, op: Operation) -> Option<String> {
+        let base = &self.config.base_url;
+        match (self.config.dialect, op) {
+            (Dialect::Anthropic, Operation::Generate) => Some(format!("{base}/v1/messages")),
+            (Dialect::Anthropic, Operation::CountTokens) => {
+                Some(format!("{base}/v1/messages/count_tokens"))
+            }
+            (Dialect::OpenAiChat, Operation::Generate) => Some(format!("{base}/chat/completions")),
+            (Dialect::OpenAiChat, Operation::CountTokens) => None,
+        }
+    }
+
+    /// Authentication and protocol headers. `client_headers` are the Anthropic version/beta headers
+    /// the client sent, forwarded only to Anthropic-dialect upstreams.
+    pub fn headers(
+        &self,
+        anthropic_version: Option<&str>,
+        anthropic_beta: Option<&str>,
+    ) -> Vec<(&'static str, String)> {
+        let key = self.config.api_key.as_ref().map(|k| k.expose());
+        match self.config.kind {
+            ProviderKind::Anthropic => anthropic::headers(key, anthropic_version, anthropic_beta),
+            ProviderKind::OpenRouter => openrouter::headers(key),
+            ProviderKind::Compatible if self.config.dialect == Dialect::Anthropic => {
+                anthropic::headers(key, anthropic_version, anthropic_beta)
+            }
+            ProviderKind::OpenAi | ProviderKind::Xai | ProviderKind::Compatible => bearer(key),
+        }
+    }
+
+    /// Adjusts a TRANSLATED request body for this upstream's quirks (passthrough bodies are the
+    /// client's own and are left alone).
+    pub fn adapt(&self, model: &str, body: &mut Map<String, Value>) {
+        match self.config.kind {
+            ProviderKind::OpenAi => openai::adapt(model, body),
+            ProviderKind::Xai => xai::adapt(model, body),
+            ProviderKind::OpenRouter => openrouter::adapt(body),
+            ProviderKind::Compatible | ProviderKind::Anthropic => {}
+        }
+    }
+}
+
+fn bearer(key: Option<&str>) -> Vec<(&'static str, String)> {
+    key.map(|k| vec![("authorization", format!("Bearer {k}"))])
+        .unwrap_or_default()
+}

@@ -1,0 +1,81 @@
+//! Dispatch from a runtime `Dialect` to the wire crate's per-dialect functions, so the rest of the
+//! proxy is written once for every pair of dialects.
+
+use ekai_wire::canonical::{
+    Dialect, Request, Response, StreamDecoder, StreamEncoder, Usage, WireError,
+};
+use ekai_wire::dialect::{anthropic, openai_chat};
+use serde_json::Value;
+
+pub fn parse_request(d: Dialect, body: &[u8]) -> Result<Request, WireError> {
+    match d {
+        Dialect::OpenAiChat => openai_chat::parse_request(body),
+        Dialect::Anthropic => anthropic::parse_request(body),
+    }
+}
+
+pub fn request_to_json(d: Dialect, req: &Request) -> Result<Value, WireError> {
+    match d {
+        Dialect::OpenAiChat => openai_chat::request_to_json(req),
+        Dialect::Anthropic => anthropic::request_to_json(req),
+    }
+}
+
+pub fn parse_response(d: Dialect, body: &[u8]) -> Result<Response, WireError> {
+    match d {
+        Dialect::OpenAiChat => openai_chat::parse_response(body),
+        Dialect::Anthropic => anthropic::parse_response(body),
+    }
+}
+
+pub fn response_to_json(d: Dialect, resp: &Response) -> Value {
+    match d {
+        Dialect::OpenAiChat => openai_chat::response_to_json(resp),
+        Dialect::Anthropic => anthropic::response_to_json(resp),
+    }
+}
+
+pub fn decoder(d: Dialect) -> Box<dyn StreamDecoder + Send> {
+    match d {
+        Dialect::OpenAiChat => Box::new(openai_chat::Decoder::new()),
+        Dialect::Anthropic => Box::new(anthropic::Decoder::new()),
+    }
+}
+
+pub fn encoder(d: Dialect, created: u64, include_usage: bool) -> Box<dyn StreamEncoder + Send> {
+    match d {
+        Dialect::OpenAiChat => Box::new(openai_chat::Encoder::new(created, include_usage)),
+        Dialect::Anthropic => Box::new(anthropic::Encoder::new()),
+    }
+}
+
+pub fn parse_error(d: Dialect, body: &[u8]) -> Option<(String, String)> {
+    match d {
+        Dialect::OpenAiChat => openai_chat::parse_error(body),
+        Dialect::Anthropic => anthropic::parse_error(body),
+    }
+}
+
+pub fn usage_from_response(d: Dialect, body: &[u8]) -> Option<Usage> {
+    match d {
+        Dialect::OpenAiChat => openai_chat::usage_from_response(body),
+        Dialect::Anthropic => anthropic::usage_from_response(body),
+    }
+}
+
+/// Usage carried by one SSE event of a passthrough stream, read without parsing events that carry none.
+pub fn usage_from_event(d: Dialect, event: Option<&str>, data: &str) -> Option<Usage> {
+    match d {
+        Dialect::OpenAiChat => openai_chat::usage_from_chunk(data),
+        Dialect::Anthropic => anthropic::usage_from_event(event, data),
+    }
+}
+
+/// Bytes that keep a quiet stream alive without being mistaken for content.
+pub fn keepalive(d: Dialect) -> &'static [u8] {
+    match d {
+        // Anthropic clients expect its own ping event; OpenAI clients skip SSE comments.
+        Dialect::Anthropic => b"event: ping\ndata: {\"type\": \"ping\"}\n\n",
+        Dialect::OpenAiChat => ekai_wire::sse::KEEPALIVE_COMMENT,
+    }
+}

@@ -1,0 +1,119 @@
+//! Builds the running gateway from a `Config` and serves it until SIGINT/SIGTERM.
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::providers::Provider;
+use crate::proxy::Proxy;
+use crate::router::Router;
+use anyhow::Context;
+use axum::serve::ListenerExt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The upstream HTTP client: one pool for every provider, rustls, HTTP/2 where the upstream offers
+/// it by ALPN, Nagle off (see GUIDE: a delayed-ACK stall otherwise costs ~40 ms per request).
+pub fn http_client(config: &Config) -> anyhow::Result<reqwest::Client> {
+    // reqwest is built without a default crypto provider; ring keeps the build free of C toolchains
+    // beyond what `ring` itself needs. Installing twice (tests) is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .connect_timeout(config.timeouts.connect)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .user_agent(concat!("ekai-gateway/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the upstream HTTP client")
+}
+
+fn seed() -> u64 {
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    // SplitMix64 finaliser: spreads time and pid over all bits.
+    let mut z = t ^ (u64::from(std::process::id()) << 32);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+pub fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
+    let providers = config
+        .providers
+        .iter()
+        .cloned()
+        .map(|p| Arc::new(Provider::new(p)))
+        .collect();
+    let id = seed();
+    let proxy = Proxy {
+        router: Router::new(providers),
+        client: http_client(config)?,
+        timeouts: config.timeouts.clone(),
+        instance_id: format!("{id:016x}"),
+    };
+    Ok(Arc::new(AppState::new(proxy, config.body_limit, id)))
+}
+
+pub fn log_providers(config: &Config) {
+    let configured: Vec<&str> = config
+        .providers
+        .iter()
+        .filter(|p| p.is_configured())
+        .map(|p| p.name.as_str())
+        .collect();
+    if configured.is_empty() {
+        tracing::warn!(
+            "no provider is configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY, XAI_API_KEY or OPENROUTER_API_KEY in the environment or in .env, or declare a provider in a config file (--config); `ekai-gateway check` shows what is set"
+        );
+    } else {
+        tracing::info!("providers configured: {}", configured.join(", "));
+    }
+    if config.gemini_key_present {
+        tracing::warn!(
+            "GOOGLE_API_KEY/GEMINI_API_KEY is set, but the native Gemini provider is not available in this version; Gemini models work through OpenRouter"
+        );
+    }
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let state = build_state(&config)?;
+    let app = api::router(state);
+    let addr = std::net::SocketAddr::new(config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    log_providers(&config);
+    tracing::info!("listening on http://{local}");
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server error")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
