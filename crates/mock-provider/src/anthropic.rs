@@ -295,7 +295,6 @@ pub fn malformed_frame() -> Frame {
 
 fn error_type(status: u16) -> &'static str {
     match status {
-        400 => "invalid_request_error",
         401 => "authentication_error",
         402 => "billing_error",
         403 => "permission_error",
