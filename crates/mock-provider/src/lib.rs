@@ -1,1 +1,468 @@
-pub fn x() {}
+//! Test-only mock upstream speaking OpenAI Chat Completions and Anthropic Messages.
+//!
+//! It is an independent oracle: every response is hand-written JSON, deterministic, and
+//! scripted through a scenario list taken from the `x-mock-scenario` header or from the part
+//! of the model name after the first `@` (e.g. `gpt-4o@status=429,retry-after=7`).
+//! See [`scenario::Scenario`] for the vocabulary.
+
+mod anthropic;
+mod openai;
+mod plan;
+pub mod scenario;
+mod sse;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use plan::{
+    CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, INPUT_OVERHEAD, THINKING_SIGNATURE, THINKING_TEXT,
+    THINKING_TOKENS, TOOL_CALL_TOKENS,
+};
+use plan::{Dialect, make_plan};
+use scenario::Scenario;
+
+/// Header carrying a scenario list; overrides the model suffix.
+pub const SCENARIO_HEADER: &str = "x-mock-scenario";
+
+/// Mock server configuration.
+#[derive(Debug, Clone, Default)]
+pub struct MockConfig {
+    /// If set, requests without `Authorization: Bearer KEY` or `x-api-key: KEY` get a 401.
+    pub expected_key: Option<String>,
+}
+
+/// One request as the mock saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// "openai", "anthropic", "count_tokens", "models" or "unknown".
+    pub route: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// Lower-case names, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// Parsed JSON body; `Null` when empty, a JSON string holding the raw text when not JSON.
+    pub body: Value,
+}
+
+impl RecordedRequest {
+    /// First value of a header (name compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct Records {
+    requests: Vec<RecordedRequest>,
+    routes: HashMap<String, usize>,
+    models: HashMap<String, usize>,
+}
+
+struct Shared {
+    cfg: MockConfig,
+    records: Mutex<Records>,
+    seq: AtomicU64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Records> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn next_id(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// A running mock server.
+pub struct MockHandle {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for MockHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockHandle {
+    /// `http://IP:PORT` (no trailing slash, no `/v1`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Total requests seen on a route: "openai", "anthropic", "count_tokens", "models", "unknown".
+    pub fn hits(&self, route: &str) -> usize {
+        self.shared.lock().routes.get(route).copied().unwrap_or(0)
+    }
+
+    /// Chat/messages requests (openai + anthropic routes) whose body `model` was exactly this
+    /// string (including any `@scenario` suffix).
+    pub fn hits_for_model(&self, model: &str) -> usize {
+        self.shared.lock().models.get(model).copied().unwrap_or(0)
+    }
+
+    /// Every request seen, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// Forgets all recorded requests and counters.
+    pub fn reset(&self) {
+        *self.shared.lock() = Records::default();
+    }
+
+    /// Stops accepting connections and waits (up to 2 s) for open ones to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if tokio::time::timeout(Duration::from_secs(2), &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
+    }
+}
+
+/// Binds 127.0.0.1:0 and serves in a tokio task.
+pub async fn spawn(cfg: MockConfig) -> std::io::Result<MockHandle> {
+    spawn_on(SocketAddr::from(([127, 0, 0, 1], 0)), cfg).await
+}
+
+/// Binds `addr` and serves in a tokio task.
+pub async fn spawn_on(addr: SocketAddr, cfg: MockConfig) -> std::io::Result<MockHandle> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        cfg,
+        records: Mutex::new(Records::default()),
+        seq: AtomicU64::new(0),
+    });
+    let app = router(shared.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok(MockHandle {
+        addr,
+        shared,
+        stop: Some(stop),
+        task,
+    })
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(openai_chat))
+        .route("/v1/messages", post(anthropic_messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/v1/models", get(models))
+        .route("/_mock/hits", get(hits_json))
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
+        .with_state(shared)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn error_response(
+    dialect: Dialect,
+    status: u16,
+    message: &str,
+    retry_after: Option<&str>,
+) -> Response {
+    let body = match dialect {
+        Dialect::OpenAi => openai::error_body(status, message),
+        Dialect::Anthropic => anthropic::error_body(status, message),
+    };
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (code, Json(body)).into_response();
+    if let Some(v) = retry_after.and_then(|v| HeaderValue::from_str(v).ok()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// Records the request and returns its parsed body (Err if it is not JSON).
+fn record(
+    shared: &Shared,
+    route: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    count_model: bool,
+) -> Result<Value, ()> {
+    let parsed: Result<Value, ()> = if body.is_empty() {
+        if route == "models" || route == "unknown" {
+            Ok(Value::Null)
+        } else {
+            Err(())
+        }
+    } else {
+        serde_json::from_slice(body).map_err(|_| ())
+    };
+    let recorded_body = match &parsed {
+        Ok(v) => v.clone(),
+        Err(()) if body.is_empty() => Value::Null,
+        Err(()) => Value::String(String::from_utf8_lossy(body).into_owned()),
+    };
+    let rec = RecordedRequest {
+        route: route.to_string(),
+        path: uri.path().to_string(),
+        query: uri.query().map(str::to_string),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: recorded_body,
+    };
+    let model = if count_model {
+        parsed
+            .as_ref()
+            .ok()
+            .and_then(|b| b.get("model"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    } else {
+        None
+    };
+    let mut r = shared.lock();
+    *r.routes.entry(route.to_string()).or_insert(0) += 1;
+    if let Some(m) = model {
+        *r.models.entry(m).or_insert(0) += 1;
+    }
+    r.requests.push(rec);
+    parsed
+}
+
+fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+    let Some(key) = &shared.cfg.expected_key else {
+        return true;
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|v| v.trim() == key);
+    let x_api_key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == key);
+    bearer || x_api_key
+}
+
+fn unauthorized(dialect: Dialect) -> Response {
+    let msg = match dialect {
+        Dialect::OpenAi => "Incorrect API key provided.",
+        Dialect::Anthropic => "invalid x-api-key",
+    };
+    error_response(dialect, 401, msg, None)
+}
+
+fn invalid_json(dialect: Dialect) -> Response {
+    let msg = match dialect {
+        Dialect::OpenAi => {
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly.)"
+        }
+        Dialect::Anthropic => "Request body is not valid JSON.",
+    };
+    error_response(dialect, 400, msg, None)
+}
+
+fn scenario_for(headers: &HeaderMap, body: &Value) -> Scenario {
+    let header = headers.get(SCENARIO_HEADER).and_then(|v| v.to_str().ok());
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("");
+    Scenario::select(header, model)
+}
+
+/// Applies `delay` then `status`; returns an error response if the scenario asks for one.
+async fn pre_answer(dialect: Dialect, sc: &Scenario) -> Option<Response> {
+    if sc.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(sc.delay_ms)).await;
+    }
+    sc.error_status().map(|status| {
+        error_response(
+            dialect,
+            status,
+            &format!("Mock error: scripted status {status}"),
+            sc.retry_after.as_deref(),
+        )
+    })
+}
+
+async fn generate(
+    shared: Arc<Shared>,
+    dialect: Dialect,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parsed = record(&shared, dialect.route(), &uri, &headers, &body, true);
+    if !authorized(&shared, &headers) {
+        return unauthorized(dialect);
+    }
+    let Ok(body) = parsed else {
+        return invalid_json(dialect);
+    };
+    let sc = scenario_for(&headers, &body);
+    if let Some(resp) = pre_answer(dialect, &sc).await {
+        return resp;
+    }
+    let analysis = match dialect {
+        Dialect::OpenAi => openai::analyze(&body),
+        Dialect::Anthropic => anthropic::analyze(&body),
+    };
+    let plan = make_plan(analysis, &sc, dialect);
+    let n = shared.next_id();
+    match (dialect, plan.stream) {
+        (Dialect::OpenAi, false) => Json(openai::response(
+            &plan,
+            &format!("chatcmpl-mock-{n}"),
+            unix_now(),
+        ))
+        .into_response(),
+        (Dialect::OpenAi, true) => sse::response(
+            openai::stream_frames(&plan, &format!("chatcmpl-mock-{n}"), unix_now()),
+            Some(openai::malformed_frame()),
+            &sc,
+        ),
+        (Dialect::Anthropic, false) => {
+            Json(anthropic::response(&plan, &format!("msg_mock_{n}"))).into_response()
+        }
+        (Dialect::Anthropic, true) => sse::response(
+            anthropic::stream_frames(&plan, &format!("msg_mock_{n}")),
+            Some(anthropic::malformed_frame()),
+            &sc,
+        ),
+    }
+}
+
+async fn openai_chat(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    generate(shared, Dialect::OpenAi, uri, headers, body).await
+}
+
+async fn anthropic_messages(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    generate(shared, Dialect::Anthropic, uri, headers, body).await
+}
+
+async fn count_tokens(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let dialect = Dialect::Anthropic;
+    let parsed = record(&shared, "count_tokens", &uri, &headers, &body, false);
+    if !authorized(&shared, &headers) {
+        return unauthorized(dialect);
+    }
+    let Ok(body) = parsed else {
+        return invalid_json(dialect);
+    };
+    let sc = scenario_for(&headers, &body);
+    if let Some(resp) = pre_answer(dialect, &sc).await {
+        return resp;
+    }
+    let a = anthropic::analyze(&body);
+    Json(json!({ "input_tokens": a.input_words as u64 + INPUT_OVERHEAD })).into_response()
+}
+
+/// Model ids listed by `GET /v1/models`.
+pub const MODEL_IDS: &[(&str, &str)] = &[
+    ("gpt-4o", "openai"),
+    ("gpt-4o-mini", "openai"),
+    ("claude-sonnet-4-5", "anthropic"),
+    ("claude-haiku-4-5", "anthropic"),
+];
+
+async fn models(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    let _ = record(&shared, "models", &uri, &headers, &[], false);
+    if !authorized(&shared, &headers) {
+        return unauthorized(Dialect::OpenAi);
+    }
+    let data: Vec<Value> = MODEL_IDS
+        .iter()
+        .map(|(id, owner)| json!({ "id": id, "object": "model", "created": 1_700_000_000u64, "owned_by": owner }))
+        .collect();
+    Json(json!({ "object": "list", "data": data })).into_response()
+}
+
+async fn hits_json(State(shared): State<Arc<Shared>>) -> Response {
+    let r = shared.lock();
+    let routes: BTreeMap<&str, usize> = r.routes.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let models: BTreeMap<&str, usize> = r.models.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let body = json!({
+        "total": r.requests.len(),
+        "routes": routes,
+        "by_model": models,
+    });
+    drop(r);
+    Json(body).into_response()
+}
+
+async fn fallback(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let _ = record(&shared, "unknown", &uri, &headers, &body, false);
+    let dialect = if headers.contains_key("anthropic-version") || uri.path().contains("messages") {
+        Dialect::Anthropic
+    } else {
+        Dialect::OpenAi
+    };
+    error_response(
+        dialect,
+        404,
+        &format!("Mock: no route for {}", uri.path()),
+        None,
+    )
+}

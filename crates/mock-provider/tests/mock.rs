@@ -1,0 +1,698 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use ekai_mock_provider::{MockConfig, MockHandle, spawn};
+use serde_json::{Value, json};
+
+/// reqwest is built without its `json` feature; these stand in for it.
+trait JsonReq {
+    fn json(self, v: &Value) -> Self;
+}
+
+impl JsonReq for reqwest::RequestBuilder {
+    fn json(self, v: &Value) -> Self {
+        self.header("content-type", "application/json")
+            .body(serde_json::to_vec(v).unwrap())
+    }
+}
+
+trait JsonResp {
+    fn json(self) -> impl std::future::Future<Output = Result<Value, reqwest::Error>>;
+}
+
+impl JsonResp for reqwest::Response {
+    async fn json(self) -> Result<Value, reqwest::Error> {
+        let bytes = self.bytes().await?;
+        Ok(serde_json::from_slice(&bytes).unwrap())
+    }
+}
+
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+async fn mock() -> MockHandle {
+    spawn(MockConfig::default()).await.unwrap()
+}
+
+async fn post(m: &MockHandle, path: &str, body: Value) -> reqwest::Response {
+    client()
+        .post(format!("{}{}", m.base_url(), path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Parses an SSE body into (event name, data) pairs.
+fn sse_events(text: &str) -> Vec<(Option<String>, String)> {
+    text.split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .map(|block| {
+            let mut name = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    name = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data.push_str(v);
+                }
+            }
+            (name, data)
+        })
+        .collect()
+}
+
+fn weather_tool_openai() -> Value {
+    json!([{
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather",
+            "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}
+        }
+    }])
+}
+
+fn weather_tool_anthropic() -> Value {
+    json!([{
+        "name": "get_weather",
+        "description": "Weather",
+        "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}}
+    }])
+}
+
+#[tokio::test]
+async fn openai_non_streaming() {
+    let m = mock().await;
+    let resp = post(
+        &m,
+        "/v1/chat/completions",
+        json!({
+            "model": "gpt-4o",
+            "messages": [
+                {"role": "system", "content": "Be brief"},
+                {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": "there"}]}
+            ]
+        }),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-mock"));
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["model"], "gpt-4o");
+    let choice = &v["choices"][0];
+    assert_eq!(choice["message"]["role"], "assistant");
+    assert_eq!(
+        choice["message"]["content"],
+        "Hello from mock-openai: hi there"
+    );
+    assert_eq!(choice["message"]["refusal"], Value::Null);
+    assert!(choice["message"].get("tool_calls").is_none());
+    assert_eq!(choice["finish_reason"], "stop");
+    // input: "Be brief" + "hi there" = 4 words + 10; output: 5 words.
+    assert_eq!(v["usage"]["prompt_tokens"], 14);
+    assert_eq!(v["usage"]["completion_tokens"], 5);
+    assert_eq!(v["usage"]["total_tokens"], 19);
+    assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn openai_reasoning_cache_and_nousage() {
+    let m = mock().await;
+    let v: Value = post(
+        &m,
+        "/v1/chat/completions",
+        json!({"model": "o3@cache", "reasoning_effort": "low", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["reasoning_content"],
+        "Let me think about this."
+    );
+    assert_eq!(v["usage"]["prompt_tokens"], 11);
+    assert_eq!(v["usage"]["completion_tokens"], 4 + 5);
+    assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 4);
+    assert_eq!(
+        v["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        5
+    );
+    let v: Value = post(
+        &m,
+        "/v1/chat/completions",
+        json!({"model": "gpt-4o@nousage,long=3", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(v.get("usage").is_none());
+    assert_eq!(v["choices"][0]["message"]["content"], "word1 word2 word3");
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn openai_streaming_with_usage() {
+    let m = mock().await;
+    let resp = post(
+        &m,
+        "/v1/chat/completions",
+        json!({
+            "model": "gpt-4o-mini",
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "hello world"}]
+        }),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let events = sse_events(&resp.text().await.unwrap());
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|(_, d)| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(chunks[0]["object"], "chat.completion.chunk");
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "Hello from mock-openai: hello world");
+    // role chunk + 5 words + finish + usage
+    assert_eq!(chunks.len(), 8);
+    let finish = &chunks[chunks.len() - 2];
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+    let usage = &chunks[chunks.len() - 1];
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["prompt_tokens"], 12);
+    assert_eq!(usage["usage"]["completion_tokens"], 5);
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn anthropic_streaming_event_order() {
+    let m = mock().await;
+    let resp = post(
+        &m,
+        "/v1/messages?beta=true",
+        json!({
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 100,
+            "stream": true,
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "system": "Be nice",
+            "messages": [{"role": "user", "content": "hi there"}]
+        }),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let events = sse_events(&resp.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_deref().unwrap()).collect();
+    let mut expected = vec!["message_start", "content_block_start", "ping"];
+    expected.extend(["content_block_delta"; 5 + 1]); // 5 thinking words + signature
+    expected.push("content_block_stop");
+    expected.push("content_block_start");
+    expected.extend(["content_block_delta"; 5]); // "Hello from mock-anthropic: hi there"
+    expected.extend(["content_block_stop", "message_delta", "message_stop"]);
+    assert_eq!(names, expected);
+    let data: Vec<Value> = events
+        .iter()
+        .map(|(_, d)| serde_json::from_str(d).unwrap())
+        .collect();
+    for ((name, _), d) in events.iter().zip(&data) {
+        assert_eq!(d["type"], name.as_deref().unwrap());
+    }
+    let start = &data[0]["message"];
+    assert!(start["id"].as_str().unwrap().starts_with("msg_mock"));
+    assert_eq!(start["model"], "claude-sonnet-4-5");
+    assert_eq!(start["usage"]["input_tokens"], 14);
+    assert_eq!(start["usage"]["output_tokens"], 1);
+    assert_eq!(data[1]["content_block"]["type"], "thinking");
+    let thinking: String = data
+        .iter()
+        .filter_map(|d| d["delta"]["thinking"].as_str())
+        .collect();
+    assert_eq!(thinking, "Let me think about this.");
+    assert!(
+        data.iter()
+            .any(|d| d["delta"]["signature"] == "sig_mock_123")
+    );
+    let text: String = data
+        .iter()
+        .filter(|d| d["index"] == 1)
+        .filter_map(|d| d["delta"]["text"].as_str())
+        .collect();
+    assert_eq!(text, "Hello from mock-anthropic: hi there");
+    let md = &data[data.len() - 2];
+    assert_eq!(md["delta"]["stop_reason"], "end_turn");
+    assert_eq!(md["usage"]["output_tokens"], 10);
+    assert_eq!(m.requests()[0].query.as_deref(), Some("beta=true"));
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn anthropic_non_streaming_cache() {
+    let m = mock().await;
+    let v: Value = post(
+        &m,
+        "/v1/messages",
+        json!({"model": "claude-x@cache", "max_tokens": 10, "messages": [{"role": "user", "content": [{"type": "text", "text": "a b c"}]}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["role"], "assistant");
+    assert_eq!(v["content"][0]["text"], "Hello from mock-anthropic: a b c");
+    assert_eq!(v["stop_reason"], "end_turn");
+    assert_eq!(v["stop_sequence"], Value::Null);
+    assert_eq!(v["usage"]["input_tokens"], 13);
+    assert_eq!(v["usage"]["output_tokens"], 6);
+    assert_eq!(v["usage"]["cache_read_input_tokens"], 4);
+    assert_eq!(v["usage"]["cache_creation_input_tokens"], 2);
+    let v: Value = post(
+        &m,
+        "/v1/messages/count_tokens",
+        json!({"model": "claude-x", "messages": [{"role": "user", "content": "a b c"}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v, json!({"input_tokens": 13}));
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn tool_call_scenarios() {
+    let m = mock().await;
+    // OpenAI non-streaming tool call.
+    let v: Value = post(
+        &m,
+        "/v1/chat/completions",
+        json!({"model": "gpt-4o", "tools": weather_tool_openai(), "messages": [{"role": "user", "content": "weather?"}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let msg = &v["choices"][0]["message"];
+    assert_eq!(msg["content"], Value::Null);
+    assert_eq!(msg["tool_calls"][0]["id"], "call_mock_1");
+    assert_eq!(msg["tool_calls"][0]["type"], "function");
+    assert_eq!(msg["tool_calls"][0]["function"]["name"], "get_weather");
+    assert_eq!(
+        msg["tool_calls"][0]["function"]["arguments"],
+        r#"{"location":"Paris"}"#
+    );
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(v["usage"]["completion_tokens"], 5);
+
+    // OpenAI streaming, parallel: reassemble the arguments.
+    let text = post(
+        &m,
+        "/v1/chat/completions",
+        json!({"model": "gpt-4o@parallel", "stream": true, "tools": weather_tool_openai(), "messages": [{"role": "user", "content": "weather?"}]}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let events = sse_events(&text);
+    let mut args = [String::new(), String::new()];
+    let mut ids = vec![];
+    let mut finish = None;
+    for (_, d) in &events[..events.len() - 1] {
+        let c: Value = serde_json::from_str(d).unwrap();
+        if let Some(f) = c["choices"][0]["finish_reason"].as_str() {
+            finish = Some(f.to_string());
+        }
+        if let Some(calls) = c["choices"][0]["delta"]["tool_calls"].as_array() {
+            for call in calls {
+                let i = call["index"].as_u64().unwrap() as usize;
+                if let Some(id) = call["id"].as_str() {
+                    ids.push(id.to_string());
+                }
+                args[i].push_str(call["function"]["arguments"].as_str().unwrap());
+            }
+        }
+    }
+    assert_eq!(ids, ["call_mock_1", "call_mock_2"]);
+    assert_eq!(args[0], r#"{"location":"Paris"}"#);
+    assert_eq!(args[1], r#"{"location":"Tokyo"}"#);
+    assert_eq!(finish.as_deref(), Some("tool_calls"));
+
+    // Anthropic parallel, non-streaming.
+    let v: Value = post(
+        &m,
+        "/v1/messages",
+        json!({"model": "claude-x@parallel", "max_tokens": 10, "tools": weather_tool_anthropic(), "messages": [{"role": "user", "content": "weather?"}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["stop_reason"], "tool_use");
+    assert_eq!(
+        v["content"],
+        json!([
+            {"type": "tool_use", "id": "toolu_mock_1", "name": "get_weather", "input": {"location": "Paris"}},
+            {"type": "tool_use", "id": "toolu_mock_2", "name": "get_weather", "input": {"location": "Tokyo"}}
+        ])
+    );
+    assert_eq!(v["usage"]["output_tokens"], 10);
+
+    // Anthropic streaming tool_use: input_json_delta fragments.
+    let text = post(
+        &m,
+        "/v1/messages",
+        json!({"model": "claude-x", "max_tokens": 10, "stream": true, "tools": weather_tool_anthropic(), "messages": [{"role": "user", "content": "weather?"}]}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let data: Vec<Value> = sse_events(&text)
+        .iter()
+        .map(|(_, d)| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(data[1]["content_block"]["type"], "tool_use");
+    assert_eq!(data[1]["content_block"]["input"], json!({}));
+    let partial: Vec<&str> = data
+        .iter()
+        .filter_map(|d| d["delta"]["partial_json"].as_str())
+        .collect();
+    assert_eq!(partial.len(), 3);
+    assert_eq!(partial.concat(), r#"{"location":"Paris"}"#);
+
+    // Tool results -> text.
+    let v: Value = post(
+        &m,
+        "/v1/messages",
+        json!({"model": "claude-x", "max_tokens": 10, "tools": weather_tool_anthropic(), "messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_mock_1", "name": "get_weather", "input": {"location": "Paris"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_mock_1", "content": "Sunny 20C"}]}
+        ]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["content"][0]["text"], "Tool result received: Sunny 20C");
+    let v: Value = post(
+        &m,
+        "/v1/chat/completions",
+        json!({"model": "gpt-4o", "tools": weather_tool_openai(), "messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_mock_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_mock_1", "content": "Sunny 20C"}
+        ]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "Tool result received: Sunny 20C"
+    );
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn status_429_with_retry_after() {
+    let m = mock().await;
+    let resp = post(
+        &m,
+        "/v1/chat/completions",
+        json!({"model": "gpt-4o@status=429,retry-after=7", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "7");
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["error"]["message"].is_string());
+    assert!(v["error"]["type"].is_string());
+    assert_eq!(v["error"]["param"], Value::Null);
+    assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+
+    let resp = client()
+        .post(format!("{}/v1/messages", m.base_url()))
+        .header("x-mock-scenario", "status=429,retry-after=3")
+        .json(&json!({"model": "claude-x", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "3");
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "rate_limit_error");
+
+    let resp = post(
+        &m,
+        "/v1/messages",
+        json!({"model": "claude-x@status=529", "max_tokens": 1, "messages": []}),
+    )
+    .await;
+    assert_eq!(resp.status(), 529);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "overloaded_error");
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn cut_drops_connection_mid_stream() {
+    let m = mock().await;
+    for (path, model) in [
+        ("/v1/chat/completions", "gpt-4o@cut=2"),
+        ("/v1/messages", "claude-x@cut=2"),
+    ] {
+        let mut resp = post(
+            &m,
+            path,
+            json!({"model": model, "max_tokens": 5, "stream": true, "messages": [{"role": "user", "content": "one two three"}]}),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        let mut got = Vec::new();
+        let err = loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => got.extend_from_slice(&c),
+                Ok(None) => panic!("stream ended cleanly; expected a cut"),
+                Err(e) => break e,
+            }
+        };
+        let _ = err;
+        let text = String::from_utf8(got).unwrap();
+        let events = sse_events(&text);
+        assert_eq!(events.len(), 2, "{text}");
+        assert!(!text.contains("[DONE]"));
+        assert!(!text.contains("message_stop"));
+    }
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_and_chunk_delay() {
+    let m = mock().await;
+    let text = post(
+        &m,
+        "/v1/chat/completions",
+        json!({"model": "gpt-4o@malformed", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let events = sse_events(&text);
+    assert_eq!(events[1].1, "{not json");
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+
+    let start = Instant::now();
+    let mut resp = post(
+        &m,
+        "/v1/messages",
+        json!({"model": "claude-x@chunk-delay=60", "max_tokens": 5, "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    let headers_at = start.elapsed();
+    let mut arrivals = 0;
+    while let Some(_c) = resp.chunk().await.unwrap() {
+        arrivals += 1;
+    }
+    // 10 events, 9 gaps of 60 ms; the body must trickle in.
+    assert!(start.elapsed() >= Duration::from_millis(9 * 60));
+    assert!(headers_at < Duration::from_millis(300));
+    assert!(arrivals >= 5, "events should arrive spaced out: {arrivals}");
+
+    let start = Instant::now();
+    let resp = post(
+        &m,
+        "/v1/chat/completions",
+        json!({"model": "gpt-4o@delay=200", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert!(start.elapsed() >= Duration::from_millis(200));
+    assert_eq!(resp.status(), 200);
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn hit_counting_and_recording() {
+    let m = mock().await;
+    let c = client();
+    for _ in 0..2 {
+        post(
+            &m,
+            "/v1/chat/completions",
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    }
+    c.post(format!("{}/v1/messages", m.base_url()))
+        .header("x-ekai-hop", "1")
+        .header("X-Custom", "Yes")
+        .json(&json!({"model": "claude-x@status=500", "max_tokens": 1, "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    let models: Value = c
+        .get(format!("{}/v1/models", m.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["object"], "list");
+    assert_eq!(models["data"][0]["object"], "model");
+    assert_eq!(m.hits("openai"), 2);
+    assert_eq!(m.hits("anthropic"), 1);
+    assert_eq!(m.hits("models"), 1);
+    assert_eq!(m.hits_for_model("gpt-4o"), 2);
+    assert_eq!(m.hits_for_model("claude-x@status=500"), 1);
+    assert_eq!(m.hits_for_model("claude-x"), 0);
+    let reqs = m.requests();
+    assert_eq!(reqs.len(), 4);
+    assert_eq!(reqs[0].route, "openai");
+    assert_eq!(reqs[0].path, "/v1/chat/completions");
+    assert_eq!(reqs[0].body["model"], "gpt-4o");
+    assert_eq!(reqs[2].header("x-ekai-hop"), Some("1"));
+    assert!(
+        reqs[2]
+            .headers
+            .contains(&("x-custom".to_string(), "Yes".to_string()))
+    );
+    let hits: Value = c
+        .get(format!("{}/_mock/hits", m.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(hits["routes"]["openai"], 2);
+    assert_eq!(hits["by_model"]["gpt-4o"], 2);
+    assert_eq!(hits["total"], 4);
+    m.reset();
+    assert_eq!(m.hits("openai"), 0);
+    assert!(m.requests().is_empty());
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn auth_and_invalid_json() {
+    let m = spawn(MockConfig {
+        expected_key: Some("sk-test".into()),
+    })
+    .await
+    .unwrap();
+    let c = client();
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]});
+    let r = c
+        .post(format!("{}/v1/chat/completions", m.base_url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "invalid_api_key");
+    let r = c
+        .post(format!("{}/v1/messages", m.base_url()))
+        .header("x-api-key", "wrong")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "authentication_error");
+    let r = c
+        .post(format!("{}/v1/chat/completions", m.base_url()))
+        .bearer_auth("sk-test")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .post(format!("{}/v1/messages", m.base_url()))
+        .header("x-api-key", "sk-test")
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    assert_eq!(m.requests().last().unwrap().body, json!("{oops"));
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn binary_prints_address_and_serves() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ekai-mock-provider"))
+        .args(["--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let got = client().get(format!("{url}/v1/models")).send().await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    let v: Value = got.unwrap().json().await.unwrap();
+    assert_eq!(v["object"], "list");
+}
