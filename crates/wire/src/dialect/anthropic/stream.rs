@@ -308,12 +308,10 @@ impl StreamDecoder for Decoder {
                 }
                 Err(e) => Self::malformed(name, &e, out),
             },
-            "message_stop" => {
-                if !self.stopped {
-                    self.emit_finish(None, None, out);
-                    self.stopped = true;
-                    out.push(StreamEvent::Stop);
-                }
+            "message_stop" if !self.stopped => {
+                self.emit_finish(None, None, out);
+                self.stopped = true;
+                out.push(StreamEvent::Stop);
             }
             "ping" => out.push(StreamEvent::Ping),
             "error" => {
