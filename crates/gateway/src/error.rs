@@ -155,6 +155,11 @@ impl GatewayError {
 
 impl From<WireError> for GatewayError {
     fn from(e: WireError) -> Self {
-        GatewayError::invalid(e.message).with_param(e.param)
+        // Anthropic's error shape has no `param`, so the message itself names the field.
+        let message = match &e.param {
+            Some(p) if !e.message.contains(p.as_str()) => format!("{p}: {}", e.message),
+            _ => e.message,
+        };
+        GatewayError::invalid(message).with_param(e.param)
     }
 }

@@ -7,13 +7,31 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
 
-/// The two fields routing needs. serde skips every other field without building values.
+/// The fields routing needs, plus the raw shape of the ones every request must have. serde skips
+/// every other field without building values.
 #[derive(Deserialize)]
 pub struct Peek<'a> {
     #[serde(borrow)]
     pub model: Cow<'a, str>,
     #[serde(default)]
     pub stream: bool,
+    #[serde(borrow, default)]
+    messages: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    max_tokens: Option<&'a RawValue>,
+}
+
+impl Peek<'_> {
+    /// A shallow check that passthrough bodies are requests at all (messages is an array, and for
+    /// Anthropic max_tokens is a number), so obviously bad input is refused here with a 400
+    /// instead of costing an upstream round trip. Deep validation stays with the upstream.
+    pub fn looks_valid(&self, needs_max_tokens: bool) -> bool {
+        let starts = |v: Option<&RawValue>, f: fn(u8) -> bool| {
+            v.and_then(|r| r.get().bytes().next()).is_some_and(f)
+        };
+        starts(self.messages, |b| b == b'[')
+            && (!needs_max_tokens || starts(self.max_tokens, |b| b.is_ascii_digit()))
+    }
 }
 
 pub fn peek(body: &[u8]) -> Option<Peek<'_>> {
@@ -116,6 +134,10 @@ mod tests {
         .unwrap();
         assert_eq!(p.model, "gpt-4o");
         assert!(p.stream);
+        assert!(p.looks_valid(false));
+        assert!(!p.looks_valid(true), "no max_tokens");
+        let p = peek(br#"{"model":"m","messages":"hi","max_tokens":5}"#).unwrap();
+        assert!(!p.looks_valid(false));
         assert!(peek(b"[1]").is_none());
         assert!(peek(br#"{"model":5}"#).is_none());
     }

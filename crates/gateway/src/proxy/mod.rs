@@ -68,8 +68,10 @@ impl Proxy {
     /// `POST /v1/chat/completions` and `POST /v1/messages`.
     pub async fn generate(&self, ctx: &mut Ctx, body: Bytes) -> Result<Response, GatewayError> {
         let (model, stream) = match body::peek(&body) {
-            Some(p) => (p.model.into_owned(), p.stream),
-            None => return Err(bad_body(ctx.dialect, &body)),
+            Some(p) if p.looks_valid(ctx.dialect == Dialect::Anthropic) => {
+                (p.model.into_owned(), p.stream)
+            }
+            _ => return Err(bad_body(ctx.dialect, &body)),
         };
         ctx.requested_model = Some(model.clone());
         let route = self.router.resolve(&model)?;

@@ -1,0 +1,771 @@
+//! End-to-end: the real gateway binary on a real socket in front of the mock provider, spoken to
+//! with plain HTTP. Covers passthrough and translation in both directions, streaming, the error
+//! matrix (each bad input and upstream failure → documented status and dialect-shaped body), loop
+//! protection and secrecy of provider keys.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+const ANTHROPIC_HEADERS: &[(&str, &str)] = &[("anthropic-version", "2023-06-01")];
+
+fn chat(model: &str, stream: bool) -> String {
+    json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi there"}]})
+        .to_string()
+}
+
+fn msgs(model: &str, stream: bool) -> String {
+    json!({"model": model, "max_tokens": 64, "stream": stream,
+           "messages": [{"role": "user", "content": "hi there"}]})
+    .to_string()
+}
+
+fn weather_tool_openai() -> Value {
+    json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}])
+}
+
+/// Asserts an OpenAI-shaped error body and returns its message.
+fn openai_error(r: &Reply, status: u16, typ: &str) -> String {
+    assert_eq!(r.status, status, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["error"]["type"], typ, "{}", r.text);
+    assert!(
+        v["error"].get("param").is_some() && v["error"].get("code").is_some(),
+        "OpenAI errors carry param and code: {}",
+        r.text
+    );
+    v["error"]["message"].as_str().unwrap().to_string()
+}
+
+/// Asserts an Anthropic-shaped error body and returns its message.
+fn anthropic_error(r: &Reply, status: u16, typ: &str) -> String {
+    assert_eq!(r.status, status, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["type"], "error", "{}", r.text);
+    assert_eq!(v["error"]["type"], typ, "{}", r.text);
+    v["error"]["message"].as_str().unwrap().to_string()
+}
+
+// ------------------------------------------------------------------------------------------------
+// Passthrough
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_passthrough_relays_the_body_and_keeps_unknown_fields() {
+    let (mock, gw) = mock_and_gateway().await;
+    let body =
+        json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi there"}],
+                      "x_vendor_knob": {"keep": [1, 2]}, "seed": 7})
+        .to_string();
+    let r = post(&format!("{}/v1/chat/completions", gw.url), &[], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "Hello from mock-openai: hi there"
+    );
+    assert_eq!(r.header("x-ekai-provider"), "openai");
+    assert_eq!(r.header("x-ekai-model"), "gpt-4o-mini");
+    assert!(r.header("x-request-id").starts_with("req_"));
+    assert_eq!(mock.hits("openai"), 1);
+    assert_eq!(mock.hits("anthropic"), 0);
+
+    let seen = &mock.requests()[0];
+    assert_eq!(seen.body["x_vendor_knob"], json!({"keep": [1, 2]}));
+    assert_eq!(seen.body["seed"], 7);
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {OPENAI_KEY}").as_str())
+    );
+    assert!(
+        seen.header("x-ekai-hop").is_some(),
+        "upstream requests are marked"
+    );
+    let log = gw.wait_log("input_tokens=12").await;
+    assert!(log.contains("output_tokens=5"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_passthrough_stream_accounts_usage_but_strips_it_when_not_asked() {
+    let (mock, gw) = mock_and_gateway().await;
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[],
+        &chat("gpt-4o-mini", true),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").starts_with("text/event-stream"));
+    let data = r.sse_data();
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(
+        chunks
+            .iter()
+            .all(|c| !c["choices"].as_array().unwrap().is_empty()),
+        "the usage-only chunk the gateway asked for is not shown to a client that did not ask"
+    );
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "Hello from mock-openai: hi there");
+    // Upstream was asked for usage, and the ledger record has it.
+    assert_eq!(
+        mock.requests()[0].body["stream_options"]["include_usage"],
+        true
+    );
+    let log = gw.wait_log("streamed=true").await;
+    assert!(log.contains("input_tokens=12"), "{log}");
+    assert!(log.contains("usage_missing=false"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_passthrough_stream_keeps_usage_when_the_client_asks() {
+    let (_mock, gw) = mock_and_gateway().await;
+    let body =
+        json!({"model": "gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true},
+                      "messages": [{"role": "user", "content": "hi there"}]})
+        .to_string();
+    let r = post(&format!("{}/v1/chat/completions", gw.url), &[], &body).await;
+    let data = r.sse_data();
+    let usage_chunk: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
+    assert_eq!(usage_chunk["choices"], json!([]));
+    assert_eq!(usage_chunk["usage"]["prompt_tokens"], 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_passthrough_stream_forwards_version_beta_and_key() {
+    let (mock, gw) = mock_and_gateway().await;
+    let r = post(
+        &format!("{}/v1/messages?beta=true", gw.url),
+        &[
+            ("anthropic-version", "2023-06-01"),
+            ("anthropic-beta", "interleaved-thinking-2025-05-14"),
+            ("x-api-key", "client-key-ignored-in-open-mode"),
+        ],
+        &msgs("claude-sonnet-4-5", true),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let events = r.sse_events();
+    assert_eq!(events.first().map(String::as_str), Some("message_start"));
+    assert_eq!(events.last().map(String::as_str), Some("message_stop"));
+    let text: String = r
+        .sse_data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["delta"]["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(text, "Hello from mock-anthropic: hi there");
+    let seen = &mock.requests()[0];
+    assert_eq!(seen.header("x-api-key"), Some(ANTHROPIC_KEY));
+    assert_eq!(seen.header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(
+        seen.header("anthropic-beta"),
+        Some("interleaved-thinking-2025-05-14")
+    );
+    assert_eq!(mock.hits("openai"), 0);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Translation
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_client_reaches_claude_with_system_and_tools() {
+    let (mock, gw) = mock_and_gateway().await;
+    let body = json!({"model": "claude-sonnet-4-5",
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "weather?"}],
+        "tools": weather_tool_openai(), "max_tokens": 100})
+    .to_string();
+    let r = post(&format!("{}/v1/chat/completions", gw.url), &[], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    let call = &v["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "get_weather");
+    let args: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args, json!({"location": "Paris"}));
+    assert_eq!(r.header("x-ekai-provider"), "anthropic");
+
+    // What Anthropic received is a valid Messages request.
+    let sent = &mock.requests()[0].body;
+    assert_eq!(sent["system"], "Be brief.");
+    assert_eq!(sent["max_tokens"], 100);
+    assert_eq!(sent["tools"][0]["name"], "get_weather");
+    assert_eq!(
+        sent["tools"][0]["input_schema"]["required"],
+        json!(["location"])
+    );
+
+    // Round trip: the tool result goes back as an Anthropic tool_result.
+    let body2 = json!({"model": "claude-sonnet-4-5", "tools": weather_tool_openai(), "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": null, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "18C and sunny"}]})
+    .to_string();
+    let r2 = post(&format!("{}/v1/chat/completions", gw.url), &[], &body2).await;
+    assert_eq!(
+        r2.json()["choices"][0]["message"]["content"],
+        "Tool result received: 18C and sunny"
+    );
+    let sent2 = &mock.requests()[1].body;
+    assert_eq!(sent2["messages"][2]["content"][0]["type"], "tool_result");
+    assert_eq!(
+        sent2["messages"][2]["content"][0]["tool_use_id"],
+        call["id"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_client_reaches_gpt_streaming_with_usage() {
+    let (mock, gw) = mock_and_gateway().await;
+    let r = post(
+        &format!("{}/v1/messages", gw.url),
+        ANTHROPIC_HEADERS,
+        &msgs("gpt-4o-mini", true),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let events = r.sse_events();
+    assert_eq!(
+        events.iter().filter(|e| *e == "message_start").count(),
+        1,
+        "{events:?}"
+    );
+    assert_eq!(events.last().map(String::as_str), Some("message_stop"));
+    let text: String = r
+        .sse_data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|v| v["type"] == "content_block_delta")
+        .map(|v| v["delta"]["text"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(text, "Hello from mock-openai: hi there");
+    let delta: Value = r
+        .sse_data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|v| v["type"] == "message_delta")
+        .unwrap();
+    assert_eq!(delta["delta"]["stop_reason"], "end_turn");
+    assert_eq!(delta["usage"]["output_tokens"], 5);
+    // OpenAI got a Chat request with the modern token field and a usage request.
+    let sent = &mock.requests()[0].body;
+    assert_eq!(sent["max_completion_tokens"], 64);
+    assert!(sent.get("max_tokens").is_none());
+    assert_eq!(sent["stream_options"]["include_usage"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_client_gets_thinking_from_an_openai_reasoning_model() {
+    let (_mock, gw) = mock_and_gateway().await;
+    let body = json!({"model": "o4-mini", "max_tokens": 4000, "thinking": {"type": "enabled", "budget_tokens": 2048},
+                      "messages": [{"role": "user", "content": "think"}]})
+    .to_string();
+    let r = post(&format!("{}/v1/messages", gw.url), ANTHROPIC_HEADERS, &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["content"][0]["type"], "thinking");
+    assert_eq!(v["content"][1]["type"], "text");
+}
+
+// ------------------------------------------------------------------------------------------------
+// Error matrix: client input
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_400_in_the_clients_dialect_naming_the_field() {
+    let (mock, gw) = mock_and_gateway().await;
+    let oa = format!("{}/v1/chat/completions", gw.url);
+    let an = format!("{}/v1/messages", gw.url);
+
+    let r = post(&oa, &[], "{not json").await;
+    openai_error(&r, 400, "invalid_request_error");
+    let r = post(&an, ANTHROPIC_HEADERS, "{not json").await;
+    anthropic_error(&r, 400, "invalid_request_error");
+
+    let r = post(&oa, &[], r#"{"model":"gpt-4o","messages":"hello"}"#).await;
+    let m = openai_error(&r, 400, "invalid_request_error");
+    assert!(
+        m.contains("messages") || r.json()["error"]["param"] == "messages",
+        "{m}"
+    );
+
+    let r = post(&oa, &[], r#"{"messages":[{"role":"user","content":"x"}]}"#).await;
+    let m = openai_error(&r, 400, "invalid_request_error");
+    assert!(m.contains("model"), "{m}");
+
+    let r = post(
+        &an,
+        ANTHROPIC_HEADERS,
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}"#,
+    )
+    .await;
+    let m = anthropic_error(&r, 400, "invalid_request_error");
+    assert!(m.contains("max_tokens"), "{m}");
+
+    let r = post(
+        &an,
+        ANTHROPIC_HEADERS,
+        r#"{"model":7,"max_tokens":1,"messages":[]}"#,
+    )
+    .await;
+    anthropic_error(&r, 400, "invalid_request_error");
+
+    assert_eq!(
+        mock.hits("openai") + mock.hits("anthropic"),
+        0,
+        "nothing bad reaches upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_model_is_404_and_says_how_to_list_models() {
+    let (_mock, gw) = mock_and_gateway().await;
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[],
+        &chat("nonexistent-model-x", false),
+    )
+    .await;
+    let m = openai_error(&r, 404, "invalid_request_error");
+    assert!(m.contains("/v1/models"), "{m}");
+    assert_eq!(r.json()["error"]["code"], "model_not_found");
+    let r = post(
+        &format!("{}/v1/messages", gw.url),
+        ANTHROPIC_HEADERS,
+        &msgs("nonexistent-model-x", false),
+    )
+    .await;
+    let m = anthropic_error(&r, 404, "not_found_error");
+    assert!(m.contains("/v1/models"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_whose_provider_has_no_key_names_the_variable() {
+    let gw = Gateway::start(&[("OPENAI_API_KEY", "sk-x")]);
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[],
+        &chat("claude-sonnet-4-5", false),
+    )
+    .await;
+    let m = openai_error(&r, 400, "invalid_request_error");
+    assert!(m.contains("ANTHROPIC_API_KEY"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_body_is_413() {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let dir = scratch_dir();
+    let cfg = dir.join("gw.toml");
+    std::fs::write(&cfg, "[server]\nbody_limit_mb = 1\n").unwrap();
+    let openai = format!("{}/v1", mock.base_url());
+    let gw = Gateway::start(&[
+        ("OPENAI_API_KEY", OPENAI_KEY),
+        ("EKAI_OPENAI_BASE_URL", &openai),
+        ("EKAI_CONFIG", cfg.to_str().unwrap()),
+    ]);
+    let big = "x".repeat(1_200_000);
+    let body =
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": big}]}).to_string();
+    let r = post(&format!("{}/v1/chat/completions", gw.url), &[], &body).await;
+    openai_error(&r, 413, "invalid_request_error");
+    let r = post(&format!("{}/v1/messages", gw.url), ANTHROPIC_HEADERS, &body).await;
+    anthropic_error(&r, 413, "request_too_large");
+    assert_eq!(mock.hits("openai"), 0);
+    // A body under the limit still works.
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[],
+        &chat("gpt-4o", false),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_pointed_at_the_gateway_itself_gets_508_not_a_hang() {
+    // Reserve a port, then point the OpenAI provider at the gateway's own address.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let self_url = format!("http://127.0.0.1:{port}/v1");
+    let gw = Gateway::start(&[
+        ("OPENAI_API_KEY", "sk-x"),
+        ("EKAI_OPENAI_BASE_URL", &self_url),
+        ("PORT", &port.to_string()),
+    ]);
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[],
+        &chat("gpt-4o", false),
+    )
+    .await;
+    // The inner hop is refused with 508; the outer hop relays that status and message.
+    assert_eq!(r.status, 508, "{}", r.text);
+    let m = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(m.contains("loop detected"), "{m}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// Error matrix: upstream failures
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_rate_limit_is_relayed_with_retry_after_in_each_dialect() {
+    let (_mock, gw) = mock_and_gateway().await;
+    // Same dialect.
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[],
+        &chat("gpt-4o@status=429,retry-after=7", false),
+    )
+    .await;
+    openai_error(&r, 429, "rate_limit_error");
+    assert_eq!(r.header("retry-after"), "7");
+    // Cross dialect: an Anthropic client sees an Anthropic-shaped 429 from the OpenAI upstream.
+    let r = post(
+        &format!("{}/v1/messages", gw.url),
+        ANTHROPIC_HEADERS,
+        &msgs("gpt-4o@status=429,retry-after=3", false),
+    )
+    .await;
+    anthropic_error(&r, 429, "rate_limit_error");
+    assert_eq!(r.header("retry-after"), "3");
+    // An OpenAI client sees Anthropic's overload as a server error with the same status.
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[],
+        &chat("claude-sonnet-4-5@status=529", false),
+    )
+    .await;
+    assert_eq!(r.status, 529, "{}", r.text);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("anthropic")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_server_error_and_bad_request_keep_their_status() {
+    let (_mock, gw) = mock_and_gateway().await;
+    let r = post(
+        &format!("{}/v1/messages", gw.url),
+        ANTHROPIC_HEADERS,
+        &msgs("claude-sonnet-4-5@status=500", false),
+    )
+    .await;
+    anthropic_error(&r, 500, "api_error");
+    let r = post(
+        &format!("{}/v1/messages", gw.url),
+        ANTHROPIC_HEADERS,
+        &msgs("claude-sonnet-4-5@status=400", false),
+    )
+    .await;
+    anthropic_error(&r, 400, "invalid_request_error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_auth_failure_never_shows_the_key() {
+    let mock = ekai_mock_provider::spawn(MockConfig {
+        expected_key: Some("the-real-key".into()),
+    })
+    .await
+    .unwrap();
+    let gw = gateway_for(&mock, &[]);
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[],
+        &chat("gpt-4o", false),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(!r.text.contains(OPENAI_KEY));
+    let log = gw.wait_log("status=401").await;
+    assert!(
+        !log.contains(OPENAI_KEY) && !log.contains(ANTHROPIC_KEY),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_upstream_is_504_and_unreachable_upstream_is_502() {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let dir = scratch_dir();
+    let cfg = dir.join("gw.toml");
+    std::fs::write(&cfg, "[timeouts]\nfirst_byte_ms = 200\n").unwrap();
+    let openai = format!("{}/v1", mock.base_url());
+    let gw = Gateway::start(&[
+        ("OPENAI_API_KEY", OPENAI_KEY),
+        ("EKAI_OPENAI_BASE_URL", &openai),
+        ("ANTHROPIC_API_KEY", ANTHROPIC_KEY),
+        // Nothing listens on port 9 of loopback.
+        ("EKAI_ANTHROPIC_BASE_URL", "http://127.0.0.1:9"),
+        ("EKAI_CONFIG", cfg.to_str().unwrap()),
+    ]);
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[],
+        &chat("gpt-4o@delay=2000", false),
+    )
+    .await;
+    openai_error(&r, 504, "timeout_error");
+    let r = post(
+        &format!("{}/v1/messages", gw.url),
+        ANTHROPIC_HEADERS,
+        &msgs("claude-sonnet-4-5", false),
+    )
+    .await;
+    let m = anthropic_error(&r, 502, "api_error");
+    assert!(m.contains("anthropic"), "{m}");
+    assert!(!m.contains(ANTHROPIC_KEY));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_cut_mid_way_ends_with_an_error_event_in_the_clients_dialect() {
+    let (_mock, gw) = mock_and_gateway().await;
+    // Anthropic client, Anthropic upstream (passthrough).
+    let r = post(
+        &format!("{}/v1/messages", gw.url),
+        ANTHROPIC_HEADERS,
+        &msgs("claude-sonnet-4-5@cut=3", true),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.sse_events().last().map(String::as_str), Some("error"));
+    assert!(!r.sse_events().contains(&"message_stop".to_string()));
+    // OpenAI client, Anthropic upstream (translated).
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[],
+        &chat("claude-sonnet-4-5@cut=3", true),
+    )
+    .await;
+    let last: Value = serde_json::from_str(r.sse_data().last().unwrap()).unwrap();
+    assert!(last.get("error").is_some(), "{}", r.text);
+    assert!(!r.text.contains("[DONE]"));
+    // OpenAI client, OpenAI upstream (passthrough).
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[],
+        &chat("gpt-4o@cut=3", true),
+    )
+    .await;
+    let last: Value = serde_json::from_str(r.sse_data().last().unwrap()).unwrap();
+    assert!(last.get("error").is_some(), "{}", r.text);
+    let log = gw.wait_log("closed the stream early").await;
+    assert!(log.contains("status=502"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_upstream_chunk_in_translation_becomes_an_error_event() {
+    let (_mock, gw) = mock_and_gateway().await;
+    let r = post(
+        &format!("{}/v1/messages", gw.url),
+        ANTHROPIC_HEADERS,
+        &msgs("gpt-4o@malformed", true),
+    )
+    .await;
+    assert_eq!(
+        r.sse_events().last().map(String::as_str),
+        Some("error"),
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_streams_get_keepalives_and_disconnects_are_accounted() {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let dir = scratch_dir();
+    let cfg = dir.join("gw.toml");
+    std::fs::write(&cfg, "[timeouts]\nkeepalive_ms = 40\n").unwrap();
+    let gw = gateway_for(&mock, &[("EKAI_CONFIG", cfg.to_str().unwrap())]);
+    let r = post(
+        &format!("{}/v1/messages", gw.url),
+        ANTHROPIC_HEADERS,
+        &msgs("claude-sonnet-4-5@chunk-delay=150", true),
+    )
+    .await;
+    assert!(
+        r.sse_events().iter().filter(|e| *e == "ping").count() >= 2,
+        "{}",
+        r.text
+    );
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[],
+        &chat("gpt-4o@chunk-delay=150", true),
+    )
+    .await;
+    assert!(r.text.contains(": keep-alive"), "{}", r.text);
+
+    // A client that hangs up mid-stream: the record is still written, marked disconnected.
+    let resp = client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .header("content-type", "application/json")
+        .body(chat("gpt-4o@chunk-delay=200,long=40", true))
+        .send()
+        .await
+        .unwrap();
+    let mut resp = resp;
+    let first = resp.chunk().await.unwrap();
+    assert!(first.is_some());
+    drop(resp);
+    let log = gw.wait_log("client_disconnected=true").await;
+    assert!(
+        log.contains("model=gpt-4o@chunk-delay=200,long=40"),
+        "{log}"
+    );
+}
+
+// ------------------------------------------------------------------------------------------------
+// Other endpoints
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_tokens_asks_anthropic_or_estimates() {
+    let (mock, gw) = mock_and_gateway().await;
+    let body = json!({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "count these words please"}]})
+        .to_string();
+    let r = post(
+        &format!("{}/v1/messages/count_tokens", gw.url),
+        ANTHROPIC_HEADERS,
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json()["input_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(mock.hits("count_tokens"), 1);
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "count these words please"}]})
+        .to_string();
+    let r = post(
+        &format!("{}/v1/messages/count_tokens", gw.url),
+        ANTHROPIC_HEADERS,
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json()["input_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(mock.hits("count_tokens"), 1, "estimated locally");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_health_and_root() {
+    let (_mock, gw) = mock_and_gateway().await;
+    let r = get(&format!("{}/v1/models", gw.url), &[]).await;
+    let v = r.json();
+    assert_eq!(v["object"], "list");
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"gpt-4o") && ids.contains(&"claude-sonnet-4-5"),
+        "{ids:?}"
+    );
+    assert!(
+        !ids.iter().any(|i| i.starts_with("grok")),
+        "xAI has no key: {ids:?}"
+    );
+
+    let r = get(&format!("{}/v1/models", gw.url), ANTHROPIC_HEADERS).await;
+    let v = r.json();
+    assert_eq!(v["has_more"], false);
+    assert_eq!(v["data"][0]["type"], "model");
+
+    let r = get(&format!("{}/health", gw.url), &[]).await;
+    let v = r.json();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["providers"], json!(["openai", "anthropic"]));
+    assert!(v["version"].is_string());
+
+    assert_eq!(get(&format!("{}/", gw.url), &[]).await.status, 200);
+    let head = client().head(format!("{}/", gw.url)).send().await.unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+
+    let r = get(&format!("{}/v1/nope", gw.url), &[]).await;
+    openai_error(&r, 404, "invalid_request_error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_config_starts_and_says_how_to_add_a_provider() {
+    let gw = Gateway::start(&[]);
+    let log = gw.log();
+    assert!(log.contains("no provider is configured"), "{log}");
+    assert!(
+        log.contains("OPENAI_API_KEY") && log.contains("ANTHROPIC_API_KEY"),
+        "{log}"
+    );
+    let r = get(&format!("{}/health", gw.url), &[]).await;
+    assert_eq!(r.json()["providers"], json!([]));
+}
+
+#[test]
+fn check_validates_config_and_rejects_unknown_keys_by_path() {
+    let dir = scratch_dir();
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "[providers.together]\nbase_url = \"https://api.together.xyz/v1\"\nmodels = [\"llama\"]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ekai-gateway"))
+        .env_clear()
+        .env("OPENAI_API_KEY", "sk-secret-check")
+        .args(["--config", good.to_str().unwrap(), "check"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("together") && stdout.contains("key set (OPENAI_API_KEY)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("not configured: set ANTHROPIC_API_KEY"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("sk-secret-check"));
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[providers.together]\nbase_ur = \"x\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ekai-gateway"))
+        .env_clear()
+        .args(["--config", bad.to_str().unwrap(), "check"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("providers.together") && stderr.contains("base_ur"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
