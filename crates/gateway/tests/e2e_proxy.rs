@@ -174,6 +174,32 @@ async fn anthropic_passthrough_stream_forwards_version_beta_and_key() {
     assert_eq!(mock.hits("openai"), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_system_role_message_is_hoisted_before_reaching_anthropic() {
+    let (mock, gw) = mock_and_gateway().await;
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 64,
+        "system": [{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": "hi there"},
+                     {"role": "system", "content": "Reminder: be brief."},
+                     {"role": "user", "content": "again"}]})
+    .to_string();
+    let r = post(&format!("{}/v1/messages", gw.url), ANTHROPIC_HEADERS, &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sent = &mock.requests()[0].body;
+    let roles: Vec<&str> = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert!(!roles.contains(&"system"), "{sent}");
+    assert_eq!(sent["system"][0]["cache_control"]["type"], "ephemeral");
+    assert!(
+        sent["system"].to_string().contains("Reminder: be brief."),
+        "{sent}"
+    );
+}
+
 // ------------------------------------------------------------------------------------------------
 // Translation
 // ------------------------------------------------------------------------------------------------

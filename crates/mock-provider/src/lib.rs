@@ -163,6 +163,8 @@ pub async fn spawn_on(addr: SocketAddr, cfg: MockConfig) -> std::io::Result<Mock
     });
     let app = router(shared.clone());
     let (stop, stopped) = oneshot::channel::<()>();
+    // The handle owns this task: `shutdown` stops it and waits for it.
+    #[allow(clippy::disallowed_methods)]
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move {

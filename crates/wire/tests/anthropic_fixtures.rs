@@ -2,7 +2,12 @@
 //!
 //! Snapshots (`<case>.expected.json`) are compared exactly; run with `UPDATE_SNAPSHOTS=1` to write
 //! the ones that are missing, then review them before committing.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 use std::path::{Path, PathBuf};
 

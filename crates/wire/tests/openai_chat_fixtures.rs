@@ -3,7 +3,12 @@
 //! Requests and responses go OpenAI → canonical → OpenAI and are compared with checked-in
 //! `<case>.expected.json` snapshots (`UPDATE_SNAPSHOTS=1` writes missing ones). Streams are real-shaped
 //! SSE transcripts checked field by field, then re-encoded and decoded again.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 use std::path::PathBuf;
 

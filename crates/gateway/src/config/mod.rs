@@ -143,6 +143,7 @@ impl Config {
             }
         }
         // The process environment wins over .env, as with every dotenv loader.
+        #[allow(clippy::disallowed_methods)] // this is the one place that reads it
         env.extend(std::env::vars());
         let path = cli_path
             .map(Path::to_path_buf)

@@ -32,6 +32,13 @@ impl Peek<'_> {
         starts(self.messages, |b| b == b'[')
             && (!needs_max_tokens || starts(self.max_tokens, |b| b.is_ascii_digit()))
     }
+
+    /// The messages may contain a `role: "system"` message, which some clients send but Anthropic's
+    /// API rejects. A false positive (the word in some text) only costs a conversion.
+    pub fn may_have_system_message(&self) -> bool {
+        self.messages
+            .is_some_and(|m| m.get().contains("\"system\""))
+    }
 }
 
 pub fn peek(body: &[u8]) -> Option<Peek<'_>> {
@@ -139,6 +146,8 @@ mod tests {
         let p = peek(br#"{"model":"m","messages":"hi","max_tokens":5}"#).unwrap();
         assert!(!p.looks_valid(false));
         assert!(peek(b"[1]").is_none());
+        let p = peek(br#"{"model":"m","messages":[{"role": "system","content":"x"}]}"#).unwrap();
+        assert!(p.may_have_system_message());
         assert!(peek(br#"{"model":5}"#).is_none());
     }
 

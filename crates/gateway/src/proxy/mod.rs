@@ -67,10 +67,12 @@ fn bad_body(d: Dialect, body: &[u8]) -> GatewayError {
 impl Proxy {
     /// `POST /v1/chat/completions` and `POST /v1/messages`.
     pub async fn generate(&self, ctx: &mut Ctx, body: Bytes) -> Result<Response, GatewayError> {
-        let (model, stream) = match body::peek(&body) {
-            Some(p) if p.looks_valid(ctx.dialect == Dialect::Anthropic) => {
-                (p.model.into_owned(), p.stream)
-            }
+        let (model, stream, system_in_messages) = match body::peek(&body) {
+            Some(p) if p.looks_valid(ctx.dialect == Dialect::Anthropic) => (
+                p.model.to_string(),
+                p.stream,
+                ctx.dialect == Dialect::Anthropic && p.may_have_system_message(),
+            ),
             _ => return Err(bad_body(ctx.dialect, &body)),
         };
         ctx.requested_model = Some(model.clone());
@@ -78,7 +80,13 @@ impl Proxy {
         let provider = Arc::clone(&route.provider);
         ctx.served = Some((provider.name().to_string(), route.upstream_model.clone()));
 
-        let (upstream_body, mode) = if provider.dialect() == ctx.dialect {
+        let (upstream_body, mode) = if provider.dialect() == ctx.dialect && system_in_messages {
+            // Same dialect, but the request needs normalising (system messages hoisted into
+            // `system`); the response is still relayed untouched.
+            let mut req = codec::parse_request(ctx.dialect, &body)?;
+            req.model.clone_from(&route.upstream_model);
+            (self.translate_request(&provider, &req)?, Mode::Raw)
+        } else if provider.dialect() == ctx.dialect {
             let force_usage = stream && ctx.dialect == Dialect::OpenAiChat;
             let rw = body::rewrite(&body, &route.upstream_model, force_usage)
                 .ok_or_else(|| bad_body(ctx.dialect, &body))?;

@@ -1,6 +1,12 @@
 //! Shared end-to-end harness: the real `ekai-gateway` binary on a real socket, in front of the
 //! in-repo mock provider.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
