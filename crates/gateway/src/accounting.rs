@@ -1,8 +1,9 @@
 //! What the gateway knows about each request once it is over: the seam the usage ledger plugs into.
 //!
-//! Today a finished record goes to the log (target `ekai::usage`); the ledger will replace `emit`
-//! with a non-blocking hand-off to its batching writer. Records are built by value and emitted
-//! exactly once, including when a streaming client disconnects (see `proxy::relay`).
+//! Today a finished record goes to the log (target `ekai::usage`); the ledger will replace `Record::write`
+//! with a non-blocking hand-off to its batching writer. A record is written exactly once: by
+//! `finish`/`fail`, or by `Drop` when the request's future was dropped because the client hung up
+//! (then it is marked `client_disconnected`).
 
 use ekai_wire::canonical::{Dialect, Usage};
 use std::time::{Duration, Instant};
@@ -23,6 +24,8 @@ pub struct Record {
     pub client_disconnected: bool,
     pub first_byte: Option<Duration>,
     pub total: Duration,
+    started: Instant,
+    written: bool,
 }
 
 impl Record {
@@ -33,6 +36,7 @@ impl Record {
         provider: &str,
         upstream_model: &str,
         streamed: bool,
+        started: Instant,
     ) -> Self {
         Record {
             request_id: request_id.to_string(),
@@ -48,6 +52,8 @@ impl Record {
             client_disconnected: false,
             first_byte: None,
             total: Duration::ZERO,
+            started,
+            written: false,
         }
     }
 
@@ -56,8 +62,24 @@ impl Record {
         self.usage_missing = usage.is_empty();
     }
 
-    pub fn emit(mut self, started: Instant) {
-        self.total = started.elapsed();
+    /// The request ended normally (whatever its status).
+    pub fn finish(mut self) {
+        self.write();
+    }
+
+    /// The request ended with an error before any response body reached the client.
+    pub fn fail(mut self, status: u16, message: &str) {
+        self.status = status;
+        self.error = Some(message.to_string());
+        self.write();
+    }
+
+    fn write(&mut self) {
+        if self.written {
+            return;
+        }
+        self.written = true;
+        self.total = self.started.elapsed();
         tracing::info!(
             target: "ekai::usage",
             request_id = %self.request_id,
@@ -79,5 +101,14 @@ impl Record {
             total_ms = self.total.as_secs_f64() * 1000.0,
             "request finished"
         );
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        if !self.written {
+            self.client_disconnected = true;
+            self.write();
+        }
     }
 }

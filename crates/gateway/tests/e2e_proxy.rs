@@ -667,6 +667,22 @@ async fn quiet_streams_get_keepalives_and_disconnects_are_accounted() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_gives_up_on_a_slow_json_request_is_still_accounted() {
+    let (mock, gw) = mock_and_gateway().await;
+    let res = client()
+        .post(format!("{}/v1/messages", gw.url))
+        .header("content-type", "application/json")
+        .timeout(std::time::Duration::from_millis(300))
+        .body(msgs("claude-sonnet-4-5@delay=1500", false))
+        .send()
+        .await;
+    assert!(res.is_err(), "the client timed out");
+    let log = gw.wait_log("client_disconnected=true").await;
+    assert!(log.contains("model=claude-sonnet-4-5@delay=1500"), "{log}");
+    assert_eq!(mock.hits("anthropic"), 1);
+}
+
 // ------------------------------------------------------------------------------------------------
 // Other endpoints
 // ------------------------------------------------------------------------------------------------

@@ -115,6 +115,7 @@ impl Proxy {
             provider.name(),
             &route.upstream_model,
             stream,
+            ctx.started,
         );
         let resp = match self
             .send(ctx, &provider, Operation::Generate, upstream_body)
@@ -122,17 +123,13 @@ impl Proxy {
         {
             Ok(r) => r,
             Err(e) => {
-                record.status = e.status.as_u16();
-                record.error = Some(e.message.clone());
-                record.emit(ctx.started);
+                record.fail(e.status.as_u16(), &e.message);
                 return Err(e);
             }
         };
         if !resp.status().is_success() {
             let e = upstream_error(resp, &provider).await;
-            record.status = e.status.as_u16();
-            record.error = Some(e.message.clone());
-            record.emit(ctx.started);
+            record.fail(e.status.as_u16(), &e.message);
             return Err(e);
         }
 
@@ -146,7 +143,6 @@ impl Proxy {
                 self.timeouts.keepalive,
                 self.timeouts.idle,
                 record,
-                ctx.started,
             );
             let mut out = Response::new(Body::from_stream(relay.into_stream()));
             let h = out.headers_mut();
@@ -161,17 +157,21 @@ impl Proxy {
         let bytes = match self.read_all(resp, &provider).await {
             Ok(b) => b,
             Err(e) => {
-                record.status = e.status.as_u16();
-                record.error = Some(e.message.clone());
-                record.emit(ctx.started);
+                record.fail(e.status.as_u16(), &e.message);
                 return Err(e);
             }
         };
         record.first_byte = Some(ctx.started.elapsed());
         let out_bytes = match mode {
             Mode::Translate { .. } => {
-                let mut canon = codec::parse_response(provider.dialect(), &bytes)
-                    .map_err(|e| GatewayError::upstream_invalid(provider.name(), &e.message))?;
+                let mut canon = match codec::parse_response(provider.dialect(), &bytes) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let e = GatewayError::upstream_invalid(provider.name(), &e.message);
+                        record.fail(e.status.as_u16(), &e.message);
+                        return Err(e);
+                    }
+                };
                 canon.created.get_or_insert_with(now_secs);
                 record.set_usage(canon.usage);
                 let json = codec::response_to_json(ctx.dialect, &canon);
@@ -186,7 +186,7 @@ impl Proxy {
                 bytes
             }
         };
-        record.emit(ctx.started);
+        record.finish();
         let mut out = Response::new(Body::from(out_bytes));
         out.headers_mut().insert(
             header::CONTENT_TYPE,

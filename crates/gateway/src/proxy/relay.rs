@@ -12,7 +12,7 @@ use ekai_wire::canonical::{
 };
 use ekai_wire::dialect::openai_chat;
 use ekai_wire::sse::{SseParser, write_event};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub enum Mode {
     /// Same dialect: forward upstream bytes untouched, sniff usage on the side.
@@ -42,7 +42,6 @@ pub struct Relay {
     complete: bool,
     done: bool,
     record: Option<Record>,
-    started: Instant,
 }
 
 impl Relay {
@@ -55,7 +54,6 @@ impl Relay {
         keepalive: Duration,
         idle: Duration,
         record: Record,
-        started: Instant,
     ) -> Self {
         Relay {
             upstream,
@@ -72,7 +70,6 @@ impl Relay {
             complete: false,
             done: false,
             record: Some(record),
-            started,
         }
     }
 
@@ -106,9 +103,6 @@ impl Relay {
                 Ok(Ok(None)) => return self.end(),
                 Ok(Ok(Some(chunk))) => {
                     self.silent_for = Duration::ZERO;
-                    if let Some(rec) = self.record.as_mut() {
-                        rec.first_byte.get_or_insert_with(|| self.started.elapsed());
-                    }
                     let out = self.process(chunk);
                     if !out.is_empty() {
                         return Some(out);
@@ -248,7 +242,7 @@ impl Drop for Relay {
             let mut usage = self.usage;
             usage.merge_max(&self.acc.usage());
             rec.set_usage(usage);
-            rec.emit(self.started);
+            rec.finish();
         }
     }
 }
