@@ -307,6 +307,76 @@ async fn anthropic_client_gets_thinking_from_an_openai_reasoning_model() {
 }
 
 // ------------------------------------------------------------------------------------------------
+// Other adapters: xAI, OpenRouter, config-declared OpenAI-compatible endpoints
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xai_openrouter_and_declared_providers_are_reached_with_their_own_keys() {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let base = format!("{}/v1", mock.base_url());
+    let dir = scratch_dir();
+    let cfg = dir.join("gw.toml");
+    std::fs::write(
+        &cfg,
+        format!("[providers.local]\nbase_url = \"{base}\"\nmodels = [\"llama-mock\"]\n"),
+    )
+    .unwrap();
+    let gw = Gateway::start(&[
+        ("XAI_API_KEY", "xai-key"),
+        ("EKAI_XAI_BASE_URL", &base),
+        ("OPENROUTER_API_KEY", "or-key"),
+        ("EKAI_OPENROUTER_BASE_URL", &base),
+        ("LOCAL_API_KEY", "local-key"),
+        ("EKAI_CONFIG", cfg.to_str().unwrap()),
+    ]);
+    let url = format!("{}/v1/chat/completions", gw.url);
+
+    let r = post(&url, &[], &chat("grok-4", false)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-ekai-provider"), "xai");
+    assert_eq!(
+        mock.requests()[0].header("authorization"),
+        Some("Bearer xai-key")
+    );
+
+    // A vendor/model id goes to OpenRouter unchanged; so does a family with no direct key.
+    let r = post(&url, &[], &chat("anthropic/claude-sonnet-4.5", false)).await;
+    assert_eq!(r.header("x-ekai-provider"), "openrouter");
+    let seen = &mock.requests()[1];
+    assert_eq!(seen.body["model"], "anthropic/claude-sonnet-4.5");
+    assert_eq!(seen.header("authorization"), Some("Bearer or-key"));
+    let r = post(&url, &[], &chat("claude-sonnet-4-5", false)).await;
+    assert_eq!(r.header("x-ekai-provider"), "openrouter");
+    assert_eq!(
+        mock.requests()[2].body["model"],
+        "anthropic/claude-sonnet-4-5"
+    );
+
+    // A declared endpoint, by listed model and by `name/model`; an Anthropic client is translated.
+    let r = post(&url, &[], &chat("llama-mock", false)).await;
+    assert_eq!(r.header("x-ekai-provider"), "local");
+    assert_eq!(
+        mock.requests()[3].header("authorization"),
+        Some("Bearer local-key")
+    );
+    let r = post(
+        &format!("{}/v1/messages", gw.url),
+        ANTHROPIC_HEADERS,
+        &msgs("local/other-model", false),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json()["content"][0]["text"],
+        "Hello from mock-openai: hi there"
+    );
+    assert_eq!(mock.requests()[4].body["model"], "other-model");
+    assert_eq!(mock.hits("anthropic"), 0);
+}
+
+// ------------------------------------------------------------------------------------------------
 // Error matrix: client input
 // ------------------------------------------------------------------------------------------------
 
