@@ -1,0 +1,611 @@
+//! End-to-end tests with the OFFICIAL client SDKs (Python `openai` / `anthropic`, Node `openai` /
+//! `@anthropic-ai/sdk`) talking to the real gateway binary in front of the in-repo mock provider.
+//!
+//! The client scripts live in `tests/sdk/{python,node}`; they assert on their own and print a
+//! JSON summary on their last stdout line, which these tests check again (which upstream served
+//! the reply, tool-call round trips, error classes). The SDKs are installed once into
+//! `$CARGO_TARGET_TMPDIR/sdk/{venv,node}` and re-installed only when `requirements.txt` /
+//! `package.json` change. This needs `python3` (with `venv`), `node` and `npm` on PATH and access
+//! to the package registries for the first run; a failing setup fails the tests with the
+//! installer's output.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Gateway, MockHandle, mock_and_gateway};
+use serde_json::Value;
+use tokio::process::Command;
+use tokio::sync::OnceCell;
+
+const GPT: &str = "gpt-4o-mini";
+const CLAUDE: &str = "claude-sonnet-4-5";
+const PROMPT: &str = "Say hello to the gateway";
+const TOOL_ANSWER: &str = "Tool result received: 18C and sunny";
+/// Longest a single client script may run.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest an installer (venv + pip, npm) may run.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
+
+fn sdk_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk")
+}
+
+fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Toolchain setup (cached, serialised)
+// ---------------------------------------------------------------------------------------------
+
+struct Toolchains {
+    python: PathBuf,
+    node_dir: PathBuf,
+}
+
+static TOOLCHAINS: OnceCell<Result<Toolchains, String>> = OnceCell::const_new();
+
+/// The installed SDKs; panics (failing the test) with the installer output if setup failed.
+async fn toolchains() -> &'static Toolchains {
+    let r = TOOLCHAINS
+        .get_or_init(|| async {
+            let cache = cache_dir();
+            std::fs::create_dir_all(&cache).map_err(|e| format!("create {cache:?}: {e}"))?;
+            // Other test processes (another `cargo test`, nextest) may set up concurrently.
+            let lock = FileLock::acquire(cache.join("setup.lock")).await?;
+            let python = setup_python(&cache).await?;
+            let node_dir = setup_node(&cache).await?;
+            drop(lock);
+            Ok(Toolchains { python, node_dir })
+        })
+        .await;
+    match r {
+        Ok(t) => t,
+        Err(e) => panic!("SDK toolchain setup failed:\n{e}"),
+    }
+}
+
+/// A cross-process lock: a directory created atomically, holding the owner's pid; removed on drop.
+/// A lock left by a dead process (or older than the install timeout) is taken over.
+/// (`std::fs::File::lock` would do, but needs Rust 1.89 and the MSRV is lower.)
+struct FileLock(PathBuf);
+
+impl FileLock {
+    async fn acquire(path: PathBuf) -> Result<FileLock, String> {
+        let start = std::time::Instant::now();
+        loop {
+            match std::fs::create_dir(&path) {
+                Ok(()) => {
+                    let _ = std::fs::write(path.join("pid"), std::process::id().to_string());
+                    return Ok(FileLock(path));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if Self::stale(&path) {
+                        let _ = std::fs::remove_dir_all(&path);
+                        continue;
+                    }
+                    if start.elapsed() > INSTALL_TIMEOUT {
+                        return Err(format!(
+                            "setup lock {path:?} still held after {INSTALL_TIMEOUT:?}"
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(format!("create lock {path:?}: {e}")),
+            }
+        }
+    }
+
+    fn stale(path: &Path) -> bool {
+        let old = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > INSTALL_TIMEOUT);
+        let dead_owner = cfg!(target_os = "linux")
+            && std::fs::read_to_string(path.join("pid"))
+                .ok()
+                .and_then(|p| p.trim().parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+        old || dead_owner
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The environment for installers: the developer's (proxies, registry config), minus API keys.
+fn installer_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().to_string();
+        if k.starts_with("OPENAI_") || k.starts_with("ANTHROPIC_") || k.starts_with("EKAI_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.stdin(Stdio::null()).kill_on_drop(true);
+    cmd
+}
+
+/// Runs an installer step; Err carries the command and its full output.
+async fn run_step(what: &str, mut cmd: Command) -> Result<(), String> {
+    let out = tokio::time::timeout(INSTALL_TIMEOUT, cmd.output())
+        .await
+        .map_err(|_| format!("{what}: timed out after {INSTALL_TIMEOUT:?}"))?
+        .map_err(|e| format!("{what}: could not start: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what}: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// `python3 -m venv` + `pip install -r requirements.txt`, redone only when the requirements
+/// differ from the copy stored after the last successful install.
+async fn setup_python(cache: &Path) -> Result<PathBuf, String> {
+    let req_src = sdk_src().join("python/requirements.txt");
+    let req = std::fs::read_to_string(&req_src).map_err(|e| format!("read {req_src:?}: {e}"))?;
+    let venv = cache.join("venv");
+    let python = venv.join("bin/python");
+    let stamp = venv.join("ekai-requirements.txt");
+    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(req.as_str()) {
+        return Ok(python);
+    }
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv).map_err(|e| format!("remove {venv:?}: {e}"))?;
+    }
+    let mut cmd = installer_command("python3");
+    cmd.arg("-m").arg("venv").arg(&venv);
+    run_step("python3 -m venv", cmd).await?;
+    let mut cmd = installer_command(&python);
+    cmd.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "-r",
+    ])
+    .arg(&req_src);
+    run_step("pip install -r requirements.txt", cmd).await?;
+    std::fs::write(&stamp, &req).map_err(|e| format!("write {stamp:?}: {e}"))?;
+    Ok(python)
+}
+
+/// `npm install` of package.json (+ package-lock.json) into the cache, redone only when either
+/// changed. The
+/// scripts are copied next to `node_modules` on every run (ES modules resolve packages relative
+/// to the script file).
+async fn setup_node(cache: &Path) -> Result<PathBuf, String> {
+    let src = sdk_src().join("node");
+    let dir = cache.join("node");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {dir:?}: {e}"))?;
+    let pkg_src = src.join("package.json");
+    let pkg = std::fs::read_to_string(&pkg_src).map_err(|e| format!("read {pkg_src:?}: {e}"))?;
+    // The committed lock file pins the transitive dependencies; it is part of the stamp.
+    let lock = std::fs::read_to_string(src.join("package-lock.json")).ok();
+    let wanted = format!("{pkg}\n{}", lock.as_deref().unwrap_or(""));
+    let stamp = dir.join("ekai-package.stamp");
+    let fresh = dir.join("node_modules").is_dir()
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str());
+    if !fresh {
+        let _ = std::fs::remove_file(&stamp);
+        let _ = std::fs::remove_file(dir.join("package-lock.json"));
+        if dir.join("node_modules").exists() {
+            std::fs::remove_dir_all(dir.join("node_modules"))
+                .map_err(|e| format!("remove node_modules: {e}"))?;
+        }
+        std::fs::write(dir.join("package.json"), &pkg)
+            .map_err(|e| format!("write package.json: {e}"))?;
+        if let Some(lock) = &lock {
+            std::fs::write(dir.join("package-lock.json"), lock)
+                .map_err(|e| format!("write package-lock.json: {e}"))?;
+        }
+        let mut cmd = installer_command("npm");
+        cmd.args(["install", "--no-audit", "--no-fund"])
+            .current_dir(&dir);
+        run_step("npm install", cmd).await?;
+        std::fs::write(&stamp, &wanted).map_err(|e| format!("write {stamp:?}: {e}"))?;
+    }
+    for entry in std::fs::read_dir(&src).map_err(|e| format!("read {src:?}: {e}"))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_some_and(|e| e == "mjs") {
+            let to = dir.join(path.file_name().unwrap());
+            std::fs::copy(&path, &to).map_err(|e| format!("copy {path:?}: {e}"))?;
+        }
+    }
+    Ok(dir)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the client scripts
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug)]
+enum Sdk {
+    OpenAi,
+    Anthropic,
+}
+
+impl Sdk {
+    /// Base URL + dummy key, the way a user points the SDK at the gateway.
+    fn env(self, gw: &Gateway) -> Vec<(&'static str, String)> {
+        match self {
+            Sdk::OpenAi => vec![
+                ("OPENAI_BASE_URL", format!("{}/v1", gw.url)),
+                ("OPENAI_API_KEY", "sk-dummy-client-key".to_string()),
+            ],
+            Sdk::Anthropic => vec![
+                ("ANTHROPIC_BASE_URL", gw.url.clone()),
+                ("ANTHROPIC_API_KEY", "sk-ant-dummy-client-key".to_string()),
+            ],
+        }
+    }
+}
+
+/// Runs a client script with a minimal environment (PATH, HOME, the SDK's base URL and a dummy
+/// key); panics with its output and the gateway log unless it exits 0. Returns the JSON summary.
+async fn run_client(
+    gw: &Gateway,
+    sdk: Sdk,
+    program: &Path,
+    script: &Path,
+    args: &[&str],
+    cwd: &Path,
+) -> Value {
+    let mut cmd = Command::new(program);
+    cmd.arg(script)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "HOME",
+            std::env::var("HOME").unwrap_or_else(|_| "/tmp".into()),
+        )
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .envs(sdk.env(gw))
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let what = format!("{} {}", script.display(), args.join(" "));
+    let out = tokio::time::timeout(SCRIPT_TIMEOUT, cmd.output())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{what}: timed out after {SCRIPT_TIMEOUT:?}\n--- gateway log ---\n{}",
+                gw.log()
+            )
+        })
+        .unwrap_or_else(|e| panic!("{what}: could not start {program:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    if !out.status.success() {
+        panic!(
+            "{what}: {}\n--- stderr ---\n{stderr}\n--- stdout ---\n{stdout}\n--- gateway log ---\n{}",
+            out.status,
+            gw.log()
+        );
+    }
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    serde_json::from_str(last).unwrap_or_else(|e| {
+        panic!("{what}: last stdout line is not a JSON summary ({e}):\n{stdout}\n{stderr}")
+    })
+}
+
+/// Runs `tests/sdk/python/<sdk>_client.py MODEL SCENARIOS`.
+async fn run_python(gw: &Gateway, sdk: Sdk, model: &str, scenarios: &str) -> Value {
+    let tc = toolchains().await;
+    let script = match sdk {
+        Sdk::OpenAi => "openai_client.py",
+        Sdk::Anthropic => "anthropic_client.py",
+    };
+    let dir = sdk_src().join("python");
+    run_client(
+        gw,
+        sdk,
+        &tc.python,
+        &dir.join(script),
+        &[model, scenarios],
+        &gw.dir,
+    )
+    .await
+}
+
+/// Runs a Node script (copied into the cached node dir) with the model as its argument.
+async fn run_node(gw: &Gateway, sdk: Sdk, script: &str, model: &str) -> Value {
+    let tc = toolchains().await;
+    run_client(
+        gw,
+        sdk,
+        Path::new("node"),
+        &tc.node_dir.join(script),
+        &[model],
+        &tc.node_dir,
+    )
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Assertions
+// ---------------------------------------------------------------------------------------------
+
+/// The mock route ("openai" / "anthropic") that serves a model, and the other one.
+fn routes_for(model: &str) -> (&'static str, &'static str) {
+    if model.starts_with("claude-") {
+        ("anthropic", "openai")
+    } else {
+        ("openai", "anthropic")
+    }
+}
+
+fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("summary has no string at {ptr}: {v}"))
+}
+
+/// The reply text came from the expected upstream (the mock names itself).
+fn assert_served_by(text: &str, route: &str, what: &str) {
+    let expected = format!("Hello from mock-{route}: {PROMPT}");
+    assert_eq!(text, expected, "{what}: wrong reply text / wrong upstream");
+}
+
+/// Exactly `n` upstream requests went to `route` and none to the other, all on the right path with
+/// the requested model.
+fn assert_hits(mock: &MockHandle, model: &str, n: usize) {
+    let (route, other) = routes_for(model);
+    let reqs = mock.requests();
+    let summary: Vec<String> = reqs
+        .iter()
+        .map(|r| format!("{} {} model={}", r.route, r.path, r.body["model"]))
+        .collect();
+    assert_eq!(
+        mock.hits(route),
+        n,
+        "upstream hits on {route}: {summary:#?}"
+    );
+    assert_eq!(
+        mock.hits(other),
+        0,
+        "unexpected hits on {other}: {summary:#?}"
+    );
+    let path = if route == "openai" {
+        "/v1/chat/completions"
+    } else {
+        "/v1/messages"
+    };
+    for r in &reqs {
+        assert_eq!(r.path, path, "upstream path: {summary:#?}");
+        assert_eq!(r.body["model"], model, "upstream model: {summary:#?}");
+    }
+}
+
+/// The upstream saw the tool result in its own dialect's shape, answering the id it issued.
+fn assert_tool_result_forwarded(mock: &MockHandle, model: &str) {
+    let (route, _) = routes_for(model);
+    let reqs: Vec<_> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.route == route)
+        .collect();
+    let carrying: Vec<&Value> = reqs
+        .iter()
+        .map(|r| &r.body)
+        .filter(|b| b.to_string().contains("18C and sunny"))
+        .collect();
+    assert_eq!(
+        carrying.len(),
+        2,
+        "two upstream requests (non-streaming + streaming) should carry the tool result: {reqs:#?}"
+    );
+    for body in carrying {
+        let msgs = body["messages"].as_array().expect("messages array");
+        if route == "openai" {
+            let tool = msgs
+                .iter()
+                .find(|m| m["role"] == "tool")
+                .unwrap_or_else(|| panic!("no role=tool message upstream: {body}"));
+            assert_eq!(tool["tool_call_id"], "call_mock_1", "{body}");
+            let assistant = msgs
+                .iter()
+                .find(|m| m["role"] == "assistant")
+                .unwrap_or_else(|| panic!("no assistant message upstream: {body}"));
+            assert_eq!(
+                assistant["tool_calls"][0]["id"], "call_mock_1",
+                "assistant tool call id upstream: {body}"
+            );
+            assert_eq!(
+                assistant["tool_calls"][0]["function"]["name"], "get_weather",
+                "{body}"
+            );
+        } else {
+            let last = msgs.last().expect("a message");
+            assert_eq!(last["role"], "user", "{body}");
+            let block = last["content"]
+                .as_array()
+                .and_then(|c| c.iter().find(|b| b["type"] == "tool_result"))
+                .unwrap_or_else(|| panic!("no tool_result block upstream: {body}"));
+            assert_eq!(block["tool_use_id"], "toolu_mock_1", "{body}");
+            let prev = &msgs[msgs.len() - 2];
+            let use_block = prev["content"]
+                .as_array()
+                .and_then(|c| c.iter().find(|b| b["type"] == "tool_use"))
+                .unwrap_or_else(|| panic!("no tool_use block upstream: {body}"));
+            assert_eq!(use_block["id"], "toolu_mock_1", "{body}");
+            assert_eq!(use_block["name"], "get_weather", "{body}");
+        }
+    }
+}
+
+/// plain + stream + tools through one SDK for one model; checks the summary and the upstream.
+async fn sdk_roundtrips(sdk: Sdk, model: &str) {
+    let (mock, gw) = mock_and_gateway().await;
+    let sum = run_python(&gw, sdk, model, "plain,stream,tools").await;
+    let (route, _) = routes_for(model);
+    let what = format!("{sdk:?} SDK -> {model}");
+
+    for name in ["plain", "stream", "tools"] {
+        assert_eq!(
+            sum["results"][name]["ok"], true,
+            "{what}: {name} failed: {sum}"
+        );
+    }
+    assert_served_by(
+        s(&sum, "/results/plain/text"),
+        route,
+        &format!("{what} plain"),
+    );
+    assert_served_by(
+        s(&sum, "/results/stream/text"),
+        route,
+        &format!("{what} stream"),
+    );
+    if let Sdk::OpenAi = sdk {
+        // Both variants (with and without include_usage).
+        assert_served_by(
+            s(&sum, "/results/stream/without_usage/text"),
+            route,
+            &format!("{what} stream without usage"),
+        );
+        let usage = &sum["results"]["stream"]["with_usage"]["usage"];
+        assert!(
+            usage["completion_tokens"].as_u64().unwrap_or(0) > 0,
+            "{what}: include_usage chunk: {sum}"
+        );
+    } else {
+        let out = sum["results"]["stream"]["usage"]["output_tokens"]
+            .as_u64()
+            .unwrap_or(0);
+        assert!(out > 0, "{what}: final message usage: {sum}");
+    }
+
+    // Tool round trips: the call, the ids the upstream issued, and the final answer.
+    let tool_id = if route == "openai" {
+        "call_mock_1"
+    } else {
+        "toolu_mock_1"
+    };
+    for (call, text) in [("call", "text"), ("stream_call", "stream_text")] {
+        let c = &sum["results"]["tools"][call];
+        assert_eq!(c["name"], "get_weather", "{what} {call}: {sum}");
+        assert_eq!(
+            c["arguments"],
+            serde_json::json!({"location": "Paris"}),
+            "{what} {call}: {sum}"
+        );
+        assert_eq!(c["id"], tool_id, "{what} {call}: tool call id: {sum}");
+        assert_eq!(
+            s(&sum, &format!("/results/tools/{text}")),
+            TOOL_ANSWER,
+            "{what} {text}"
+        );
+    }
+
+    // plain 1, stream 2 (openai: two variants) or 1, tools 4 (2 rounds x 2 modes).
+    let expected = match sdk {
+        Sdk::OpenAi => 1 + 2 + 4,
+        Sdk::Anthropic => 1 + 1 + 4,
+    };
+    assert_hits(&mock, model, expected);
+    assert_tool_result_forwarded(&mock, model);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_openai_sdk_to_openai_passthrough() {
+    sdk_roundtrips(Sdk::OpenAi, GPT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_openai_sdk_to_anthropic_translated() {
+    sdk_roundtrips(Sdk::OpenAi, CLAUDE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_anthropic_sdk_to_anthropic_passthrough() {
+    sdk_roundtrips(Sdk::Anthropic, CLAUDE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_anthropic_sdk_to_openai_translated() {
+    sdk_roundtrips(Sdk::Anthropic, GPT).await;
+}
+
+/// Unknown model -> NotFoundError 404 naming /v1/models; no model -> BadRequestError 400;
+/// `messages` as a string on a translated route -> BadRequestError 400. None of these may reach
+/// an upstream.
+async fn sdk_errors(sdk: Sdk, cross_model: &str) {
+    let (mock, gw) = mock_and_gateway().await;
+    let sum = run_python(&gw, sdk, cross_model, "errors").await;
+    let what = format!("{sdk:?} SDK errors");
+    let r = &sum["results"]["errors"];
+    assert_eq!(r["ok"], true, "{what}: {sum}");
+    assert_eq!(r["not_found"]["status"], 404, "{what}: {sum}");
+    assert!(
+        s(&sum, "/results/errors/not_found/message").contains("/v1/models"),
+        "{what}: {sum}"
+    );
+    assert_eq!(r["missing_model"]["status"], 400, "{what}: {sum}");
+    assert_eq!(r["bad_messages"]["status"], 400, "{what}: {sum}");
+    assert_eq!(
+        mock.hits("openai") + mock.hits("anthropic"),
+        0,
+        "{what}: rejected requests reached an upstream: {:#?}",
+        mock.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_openai_sdk_errors() {
+    sdk_errors(Sdk::OpenAi, CLAUDE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_anthropic_sdk_errors() {
+    sdk_errors(Sdk::Anthropic, GPT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_openai_sdk_stream_to_anthropic() {
+    let (mock, gw) = mock_and_gateway().await;
+    let sum = run_node(&gw, Sdk::OpenAi, "openai_stream.mjs", CLAUDE).await;
+    assert_served_by(s(&sum, "/text"), "anthropic", "node openai SDK -> claude");
+    assert_eq!(sum["finish_reason"], "stop", "{sum}");
+    assert!(
+        sum["usage"]["completion_tokens"].as_u64().unwrap_or(0) > 0,
+        "{sum}"
+    );
+    assert_hits(&mock, CLAUDE, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_anthropic_sdk_stream_to_openai() {
+    let (mock, gw) = mock_and_gateway().await;
+    let sum = run_node(&gw, Sdk::Anthropic, "anthropic_stream.mjs", GPT).await;
+    assert_served_by(s(&sum, "/text"), "openai", "node anthropic SDK -> gpt");
+    assert_eq!(sum["stop_reason"], "end_turn", "{sum}");
+    assert!(
+        sum["usage"]["output_tokens"].as_u64().unwrap_or(0) > 0,
+        "{sum}"
+    );
+    assert_hits(&mock, GPT, 1);
+}
