@@ -8,7 +8,12 @@
 //! `package.json` change. This needs `python3` (with `venv`), `node` and `npm` on PATH and access
 //! to the package registries for the first run; a failing setup fails the tests with the
 //! installer's output.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

@@ -200,11 +200,8 @@ def scenario_errors(client, model):
     else:
         raise CheckFailed("errors: request without model did not raise")
 
-    # `messages` as a string (extra_body overrides the SDK-built field). When the gateway
-    # translates (a non-Claude model) it parses the body and must answer 400 itself. On a
-    # same-dialect passthrough the body is relayed and the upstream decides (a real Anthropic
-    # API answers 400, the lenient mock 200), so the outcome is only recorded.
-    translated = not model.startswith("claude-")
+    # `messages` as a string (extra_body overrides the SDK-built field): refused by the gateway
+    # itself with a 400, whether it would translate or relay the body.
     try:
         client.messages.create(
             model=model,
@@ -218,8 +215,7 @@ def scenario_errors(client, model):
     except anthropic.APIError as e:
         raise CheckFailed(f"errors: malformed request raised {type(e).__name__} instead of BadRequestError: {e}")
     else:
-        check(not translated, "errors: malformed request (messages as a string) did not raise")
-        out["bad_messages"] = {"status": 200, "note": "passthrough: relayed to the upstream, which accepted it"}
+        raise CheckFailed("errors: malformed request (messages as a string) did not raise")
     return out
 
 
