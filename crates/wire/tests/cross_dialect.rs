@@ -1369,3 +1369,130 @@ fn snapshot_names_do_not_collide() {
         "Anthropic fixture names must be unique across kinds"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Conversions Anthropic would reject (found while reading the snapshots)
+// ---------------------------------------------------------------------------------------------
+
+fn openai_to_anthropic(body: Value) -> Value {
+    let req = openai_chat::parse_request(&to_bytes(&body)).unwrap();
+    anthropic::request_to_json(&req).unwrap()
+}
+
+/// An OpenAI function may omit `parameters` (no arguments); Anthropic requires `input_schema`.
+#[test]
+#[ignore = "bug: anthropic::request_to_json sends `input_schema: null` for an OpenAI function without parameters"]
+fn openai_tool_without_parameters_gets_an_object_schema() {
+    let out = openai_to_anthropic(json!({
+        "model": "m",
+        "messages": [{"role": "user", "content": "what time is it?"}],
+        "tools": [{"type": "function", "function": {"name": "now", "description": "Current time"}}]
+    }));
+    assert_eq!(
+        out["tools"][0]["input_schema"],
+        json!({"type": "object", "properties": {}}),
+        "{out}"
+    );
+}
+
+/// Anthropic's temperature range is 0..=1, OpenAI's 0..=2.
+#[test]
+#[ignore = "bug: OpenAI temperature in (1, 2] is passed to Anthropic unclamped (Anthropic allows 0..=1)"]
+fn openai_temperature_above_one_fits_anthropic_range() {
+    let out = openai_to_anthropic(json!({
+        "model": "m",
+        "messages": [{"role": "user", "content": "be creative"}],
+        "temperature": 1.5
+    }));
+    let t = out["temperature"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&t), "{out}");
+}
+
+/// With thinking on, Anthropic rejects a forced tool choice (`any` / `tool`): "Thinking may not be
+/// enabled when tool_choice forces tool use."
+#[test]
+#[ignore = "bug: thinking is enabled together with a forced tool_choice (any/tool), which Anthropic rejects"]
+fn openai_reasoning_with_forced_tool_choice_is_accepted_by_anthropic() {
+    let out = openai_to_anthropic(json!({
+        "model": "m",
+        "messages": [{"role": "user", "content": "weather in Paris?"}],
+        "reasoning_effort": "low",
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+        "tool_choice": "required"
+    }));
+    let forced = matches!(out["tool_choice"]["type"].as_str(), Some("any" | "tool"));
+    assert!(!(forced && out.get("thinking").is_some()), "{out}");
+}
+
+/// With thinking on, Anthropic requires the assistant turn whose tool calls the last user turn
+/// answers to start with a thinking block ("When `thinking` is enabled, a final `assistant` message
+/// must start with a thinking block"). OpenAI clients cannot send signed thinking, so an OpenAI
+/// tool loop with a reasoning effort must go without thinking (or the request fails).
+#[test]
+#[ignore = "bug: thinking is enabled while the last assistant tool-use turn has no thinking block, which Anthropic rejects"]
+fn openai_tool_loop_with_reasoning_is_accepted_by_anthropic() {
+    let out = openai_to_anthropic(json!({
+        "model": "m",
+        "reasoning_effort": "medium",
+        "messages": [
+            {"role": "user", "content": "weather in Paris?"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "18°C"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    }));
+    let messages = out["messages"].as_array().unwrap();
+    let last_assistant = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "assistant")
+        .unwrap();
+    let starts_with_thinking = matches!(
+        last_assistant["content"][0]["type"].as_str(),
+        Some("thinking" | "redacted_thinking")
+    );
+    assert!(
+        out.get("thinking").is_none() || starts_with_thinking,
+        "{out}"
+    );
+
+    // The same happens to Claude Code's own request after a trip through OpenAI: its thinking was
+    // lost on the way, and `cross/anthropic_to_openai/claude_code.roundtrip.json` enables thinking
+    // with a final tool-use turn that has none.
+    let t = anthropic_request_trip(
+        "claude_code",
+        &fixtures().join("anthropic/requests/claude_code.json"),
+    );
+    let out = anthropic::request_to_json(&t.mid).unwrap();
+    let messages = out["messages"].as_array().unwrap();
+    let last_assistant = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "assistant")
+        .unwrap();
+    let starts_with_thinking = matches!(
+        last_assistant["content"][0]["type"].as_str(),
+        Some("thinking" | "redacted_thinking")
+    );
+    assert!(
+        out.get("thinking").is_none() || starts_with_thinking,
+        "{out}"
+    );
+}
+
+/// OpenAI's reasoning models reject `max_tokens` ("Use 'max_completion_tokens' instead"); a
+/// request carrying a reasoning effort must use `max_completion_tokens`.
+#[test]
+#[ignore = "bug: openai_chat::request_to_json sends max_tokens, which OpenAI reasoning models reject"]
+fn anthropic_thinking_request_uses_max_completion_tokens_for_openai() {
+    let req = anthropic::parse_request(&read(
+        &fixtures().join("anthropic/requests/claude_code.json"),
+    ))
+    .unwrap();
+    let out = openai_chat::request_to_json(&req).unwrap();
+    assert_eq!(out["reasoning_effort"], "high");
+    assert_eq!(out["max_completion_tokens"], 32000, "{out}");
+    assert!(out.get("max_tokens").is_none(), "{out}");
+}
