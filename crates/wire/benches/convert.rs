@@ -6,7 +6,12 @@
 //! - `passthrough_usage/*`: the cheap usage readers a same-dialect relay runs on every event.
 //!
 //! Run: `cargo bench -p ekai-wire` (add `-- --warm-up-time 1 --measurement-time 3` for a quick pass).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 use std::hint::black_box;
 

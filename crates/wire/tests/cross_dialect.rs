@@ -10,7 +10,12 @@
 //! Besides the snapshots, every conversion is checked for what must survive it, and what a dialect
 //! cannot carry (thinking through OpenAI requests, signatures, cache markers, …) is asserted lost
 //! explicitly, so a change in either direction shows up here.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 use std::path::{Path, PathBuf};
 
