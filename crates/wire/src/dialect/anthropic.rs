@@ -454,6 +454,40 @@ fn parse_output_format(mut obj: Obj, path: &str) -> Result<Option<ResponseFormat
     }
 }
 
+/// The thinking budget the request asks for, unless Anthropic would reject thinking here: with a
+/// forced tool choice, or when the final assistant turn (as rendered) calls tools without starting
+/// with a thinking block — a client that cannot sign thinking (e.g. via OpenAI) never has one.
+fn thinking_budget(req: &Request, rendered: &[(&str, Vec<Value>)]) -> Option<u32> {
+    let budget = req
+        .reasoning
+        .as_ref()
+        .and_then(Reasoning::budget_or_from_effort)
+        .filter(|&b| b > 0)?
+        .max(MIN_THINKING_BUDGET);
+    if !req.tools.is_empty()
+        && matches!(
+            req.tool_choice,
+            Some(ToolChoice::Required | ToolChoice::Tool(_))
+        )
+    {
+        return None;
+    }
+    let block_type = |b: &Value| b.get("type").and_then(Value::as_str).map(str::to_owned);
+    if let Some((_, blocks)) = rendered.iter().rev().find(|(role, _)| *role == "assistant") {
+        let calls_tools = blocks
+            .iter()
+            .any(|b| block_type(b).as_deref() == Some("tool_use"));
+        let starts_with_thinking = matches!(
+            blocks.first().and_then(block_type).as_deref(),
+            Some("thinking" | "redacted_thinking")
+        );
+        if calls_tools && !starts_with_thinking {
+            return None;
+        }
+    }
+    Some(budget)
+}
+
 /// Renders a canonical request as an Anthropic `/v1/messages` body.
 pub fn request_to_json(req: &Request) -> Result<Value, WireError> {
     let mut out = Obj::new();
@@ -502,30 +536,35 @@ pub fn request_to_json(req: &Request) -> Result<Value, WireError> {
             out.insert("system".into(), Value::Array(parts));
         }
     }
+    let extra = req.extra.as_ref().filter(|e| e.dialect == DIALECT);
+    // A verbatim `thinking` (adaptive) from an Anthropic client says more than Reasoning can.
+    let thinking_from_extra = extra.is_some_and(|e| e.fields.contains_key("thinking"));
+    let wanted = if thinking_from_extra {
+        None
+    } else {
+        thinking_budget(req, &messages)
+    };
     let messages = messages
         .into_iter()
         .map(|(role, content)| json!({"role": role, "content": compact_content(content)}))
         .collect();
     out.insert("messages".into(), Value::Array(messages));
-
-    let extra = req.extra.as_ref().filter(|e| e.dialect == DIALECT);
-    // A verbatim `thinking` (adaptive) from an Anthropic client says more than Reasoning can.
-    let thinking_from_extra = extra.is_some_and(|e| e.fields.contains_key("thinking"));
-    let budget = if thinking_from_extra {
-        None
-    } else {
-        req.reasoning
-            .as_ref()
-            .and_then(Reasoning::budget_or_from_effort)
-            .filter(|&b| b > 0)
-            .map(|b| b.max(MIN_THINKING_BUDGET))
-    };
     let mut max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
-    if let Some(budget) = budget {
-        // Anthropic requires budget_tokens < max_tokens; leave room for the answer itself.
-        if budget >= max_tokens {
-            max_tokens = budget.saturating_add(DEFAULT_MAX_TOKENS);
+    let budget = match (wanted, req.max_tokens) {
+        (None, _) => None,
+        // The client's max_tokens is its spending cap and includes thinking in both dialects: fit
+        // the budget inside it (Anthropic wants budget < max_tokens), or think not at all.
+        (Some(b), Some(max)) if b < max => Some(b),
+        (Some(b), Some(max)) if max > MIN_THINKING_BUDGET => {
+            Some(b.min(max / 2).max(MIN_THINKING_BUDGET).min(max - 1))
         }
+        (Some(_), Some(_)) => None,
+        (Some(b), None) => {
+            max_tokens = max_tokens.max(b.saturating_add(DEFAULT_MAX_TOKENS));
+            Some(b)
+        }
+    };
+    if let Some(budget) = budget {
         out.insert(
             "thinking".into(),
             json!({"type": "enabled", "budget_tokens": budget}),
@@ -535,7 +574,8 @@ pub fn request_to_json(req: &Request) -> Result<Value, WireError> {
     // Anthropic rejects sampling parameters while thinking.
     if budget.is_none() {
         if let Some(t) = req.temperature {
-            out.insert("temperature".into(), t.into());
+            // OpenAI's range is 0..=2, Anthropic's 0..=1.
+            out.insert("temperature".into(), t.clamp(0.0, 1.0).into());
         }
         if let Some(p) = req.top_p {
             out.insert("top_p".into(), p.into());
@@ -720,7 +760,12 @@ fn arguments_object(arguments: &str) -> Option<Value> {
 fn tool_json(tool: &Tool) -> Option<Value> {
     match tool {
         Tool::Function(f) => {
-            let mut v = json!({"name": f.name, "input_schema": f.parameters});
+            // OpenAI lets a function omit its parameters; Anthropic requires an object schema.
+            let schema = match &f.parameters {
+                Value::Null => json!({"type": "object", "properties": {}}),
+                p => p.clone(),
+            };
+            let mut v = json!({"name": f.name, "input_schema": schema});
             if let Some(d) = &f.description {
                 v["description"] = Value::String(d.clone());
             }
