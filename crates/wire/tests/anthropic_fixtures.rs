@@ -9,6 +9,8 @@
     clippy::disallowed_methods
 )]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use ekai_wire::canonical::{
@@ -46,26 +48,9 @@ fn cases(kind: &str, ext: &str) -> Vec<PathBuf> {
 
 fn snapshot(input: &Path, actual: &Value) {
     let stem = input.file_stem().unwrap().to_string_lossy().into_owned();
-    let path = input.with_file_name(format!("{stem}.expected.json"));
-    if !path.exists() {
-        if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
-            let mut text = serde_json::to_string_pretty(actual).unwrap();
-            text.push('\n');
-            std::fs::write(&path, text).unwrap();
-            return;
-        }
-        panic!(
-            "missing snapshot {} (run with UPDATE_SNAPSHOTS=1 to create it)",
-            path.display()
-        );
-    }
-    let expected: Value = serde_json::from_slice(&read(&path)).unwrap();
-    assert_eq!(
-        &expected,
+    support::assert_json_snapshot(
+        &input.with_file_name(format!("{stem}.expected.json")),
         actual,
-        "{} differs from the conversion:\n{}",
-        path.display(),
-        serde_json::to_string_pretty(actual).unwrap()
     );
 }
 

@@ -17,6 +17,8 @@
     clippy::disallowed_methods
 )]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use ekai_wire::canonical::{
@@ -61,37 +63,12 @@ fn inputs(dir: &str, prefix: &str, ext: &str) -> Vec<(String, PathBuf)> {
     out
 }
 
-fn updating() -> bool {
-    std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1")
-}
-
-/// Compares `actual` with `fixtures/cross/<rel>`; `UPDATE_SNAPSHOTS=1` (re)writes it instead.
 fn snapshot_text(rel: &str, actual: &str) {
-    let path = fixtures().join("cross").join(rel);
-    if updating() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    if !path.exists() {
-        panic!(
-            "missing snapshot {}: run `UPDATE_SNAPSHOTS=1 cargo test -p ekai-wire --test cross_dialect` \
-             to create it, then review and commit it",
-            path.display()
-        );
-    }
-    let expected = String::from_utf8(read(&path)).unwrap();
-    assert!(
-        expected == actual,
-        "{} differs from the conversion (UPDATE_SNAPSHOTS=1 rewrites it); actual:\n{actual}",
-        path.display()
-    );
+    support::assert_text_snapshot(&fixtures().join("cross").join(rel), actual);
 }
 
 fn snapshot_json(rel: &str, actual: &Value) {
-    let mut text = serde_json::to_string_pretty(actual).unwrap();
-    text.push('\n');
-    snapshot_text(rel, &text);
+    support::assert_json_snapshot(&fixtures().join("cross").join(rel), actual);
 }
 
 fn to_bytes(v: &Value) -> Vec<u8> {

@@ -10,6 +10,8 @@
     clippy::disallowed_methods
 )]
 
+mod support;
+
 use std::path::PathBuf;
 
 use ekai_wire::canonical::{
@@ -32,28 +34,9 @@ fn read(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Compares `actual` with `<case>.expected.json`, creating it when missing and UPDATE_SNAPSHOTS=1.
+/// Compares `actual` with `<case>.expected.json` (`UPDATE_SNAPSHOTS=1` writes it).
 fn assert_snapshot(case: &str, actual: &Value) {
-    let path = fixture_dir().join(format!("{case}.expected.json"));
-    if !path.exists() {
-        if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
-            let mut text = serde_json::to_string_pretty(actual).unwrap();
-            text.push('\n');
-            std::fs::write(&path, text).unwrap();
-            return;
-        }
-        panic!(
-            "missing snapshot {}; run with UPDATE_SNAPSHOTS=1 to create it",
-            path.display()
-        );
-    }
-    let expected: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    assert_eq!(
-        actual,
-        &expected,
-        "{case} differs from its snapshot; actual:\n{}",
-        serde_json::to_string_pretty(actual).unwrap()
-    );
+    support::assert_json_snapshot(&fixture_dir().join(format!("{case}.expected.json")), actual);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -184,26 +184,18 @@ impl Reply {
 }
 
 pub async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let mut rb = client()
+    let rb = client()
         .post(url)
         .header("content-type", "application/json")
         .body(body.to_string());
-    for (k, v) in headers {
-        rb = rb.header(*k, *v);
-    }
-    let resp = rb.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap_or_default();
-    Reply {
-        status,
-        headers,
-        text,
-    }
+    send(rb, headers).await
 }
 
 pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut rb = client().get(url);
+    send(client().get(url), headers).await
+}
+
+async fn send(mut rb: reqwest::RequestBuilder, headers: &[(&str, &str)]) -> Reply {
     for (k, v) in headers {
         rb = rb.header(*k, *v);
     }
