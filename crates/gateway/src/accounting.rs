@@ -1,76 +1,129 @@
-//! What the gateway knows about each request once it is over: the seam the usage ledger plugs into.
+//! What the gateway knows about each upstream attempt once it is over, and the seam the usage
+//! ledger plugs into.
 //!
-//! Today a finished record goes to the log (target `ekai::usage`); the ledger will replace `Record::write`
-//! with a non-blocking hand-off to its batching writer. A record is written exactly once: by
-//! `finish`/`fail`, or by `Drop` when the request's future was dropped because the client hung up
-//! (then it is marked `client_disconnected`).
+//! A [`Record`] guard is created per attempt and submits its [`UsageRecord`] to the [`Sink`] exactly
+//! once: by `finish`/`fail`, or by `Drop` when the request's future was dropped because the client hung
+//! up (then it is marked `client_disconnected`). Sinks must not block: the ledger's sink only hands
+//! the record to its batching writer.
 
+use crate::catalog::Cost;
 use ekai_wire::canonical::{Dialect, Usage};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
+/// One row of the ledger: one attempt of one request.
 #[derive(Debug, Clone)]
-pub struct Record {
+pub struct UsageRecord {
     pub request_id: String,
+    /// 1 for the first upstream tried, 2 for the first fallback, …
+    pub attempt: u32,
+    pub started_at: SystemTime,
+    /// The client key's id, once client keys exist.
+    pub client_key_id: Option<String>,
     pub client_dialect: Dialect,
     pub requested_model: String,
     pub provider: String,
     pub upstream_model: String,
     pub status: u16,
+    /// Canonical error kind (`rate_limit_error`, `timeout_error`, …) when the attempt failed.
+    pub error_kind: Option<String>,
     pub error: Option<String>,
     pub usage: Usage,
-    /// The provider reported no usage.
-    pub usage_missing: bool,
+    /// The provider reported no usage; the counts are the gateway's estimate.
+    pub usage_estimated: bool,
+    /// None when the catalog has no price for this model on this provider (never a silent $0).
+    pub cost: Option<Cost>,
     pub streamed: bool,
     pub client_disconnected: bool,
     pub first_byte: Option<Duration>,
     pub total: Duration,
+    /// `api_key` today; `x402` once pay-per-request lands.
+    pub payment_method: &'static str,
+}
+
+/// Where finished records go. Implementations must return at once.
+pub trait Sink: Send + Sync {
+    fn submit(&self, record: UsageRecord);
+}
+
+/// The sink used when no ledger is configured: a structured log line per record.
+pub struct LogSink;
+
+impl Sink for LogSink {
+    fn submit(&self, r: UsageRecord) {
+        log_record(&r);
+    }
+}
+
+pub fn log_record(r: &UsageRecord) {
+    tracing::info!(
+        target: "ekai::usage",
+        request_id = %r.request_id,
+        attempt = r.attempt,
+        dialect = r.client_dialect.as_str(),
+        model = %r.requested_model,
+        provider = %r.provider,
+        upstream_model = %r.upstream_model,
+        status = r.status,
+        error = r.error.as_deref().unwrap_or(""),
+        input_tokens = r.usage.input_tokens,
+        output_tokens = r.usage.output_tokens,
+        cache_read_tokens = r.usage.cache_read_tokens,
+        cache_write_tokens = r.usage.cache_write_tokens,
+        reasoning_tokens = r.usage.reasoning_tokens,
+        usage_estimated = r.usage_estimated,
+        cost_usd = %r.cost.map(|c| c.total.to_string()).unwrap_or_else(|| "unpriced".into()),
+        streamed = r.streamed,
+        client_disconnected = r.client_disconnected,
+        first_byte_ms = r.first_byte.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
+        total_ms = r.total.as_secs_f64() * 1000.0,
+        "request finished"
+    );
+}
+
+/// The guard that makes sure an attempt is accounted exactly once.
+pub struct Record {
+    pub data: UsageRecord,
     started: Instant,
+    sink: Arc<dyn Sink>,
     written: bool,
+    /// Prices usage when it is set (None = unpriced).
+    price: Option<crate::catalog::Price>,
 }
 
 impl Record {
     pub fn new(
-        request_id: &str,
-        client_dialect: Dialect,
-        requested_model: &str,
-        provider: &str,
-        upstream_model: &str,
-        streamed: bool,
+        data: UsageRecord,
+        price: Option<crate::catalog::Price>,
+        sink: Arc<dyn Sink>,
         started: Instant,
     ) -> Self {
         Record {
-            request_id: request_id.to_string(),
-            client_dialect,
-            requested_model: requested_model.to_string(),
-            provider: provider.to_string(),
-            upstream_model: upstream_model.to_string(),
-            status: 200,
-            error: None,
-            usage: Usage::default(),
-            usage_missing: true,
-            streamed,
-            client_disconnected: false,
-            first_byte: None,
-            total: Duration::ZERO,
+            data,
             started,
+            sink,
             written: false,
+            price,
         }
     }
 
-    pub fn set_usage(&mut self, usage: Usage) {
-        self.usage = usage;
-        self.usage_missing = usage.is_empty();
+    /// Sets the usage reported by the provider (or estimated, when `estimated`), and its cost.
+    pub fn set_usage(&mut self, usage: Usage, estimated: bool) {
+        self.data.usage = usage;
+        self.data.usage_estimated = estimated;
+        self.data.cost = self.price.as_ref().map(|p| p.cost(&usage));
     }
 
-    /// The request ended normally (whatever its status).
+    /// The attempt ended normally (whatever its status).
     pub fn finish(mut self) {
         self.write();
     }
 
-    /// The request ended with an error before any response body reached the client.
-    pub fn fail(mut self, status: u16, message: &str) {
-        self.status = status;
-        self.error = Some(message.to_string());
+    /// The attempt ended with an error before any response body reached the client.
+    pub fn fail(mut self, status: u16, kind: &str, message: &str) {
+        self.data.status = status;
+        self.data.error_kind = Some(kind.to_string());
+        self.data.error = Some(message.to_string());
         self.write();
     }
 
@@ -79,35 +132,15 @@ impl Record {
             return;
         }
         self.written = true;
-        self.total = self.started.elapsed();
-        tracing::info!(
-            target: "ekai::usage",
-            request_id = %self.request_id,
-            dialect = self.client_dialect.as_str(),
-            model = %self.requested_model,
-            provider = %self.provider,
-            upstream_model = %self.upstream_model,
-            status = self.status,
-            error = self.error.as_deref().unwrap_or(""),
-            input_tokens = self.usage.input_tokens,
-            output_tokens = self.usage.output_tokens,
-            cache_read_tokens = self.usage.cache_read_tokens,
-            cache_write_tokens = self.usage.cache_write_tokens,
-            reasoning_tokens = self.usage.reasoning_tokens,
-            usage_missing = self.usage_missing,
-            streamed = self.streamed,
-            client_disconnected = self.client_disconnected,
-            first_byte_ms = self.first_byte.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
-            total_ms = self.total.as_secs_f64() * 1000.0,
-            "request finished"
-        );
+        self.data.total = self.started.elapsed();
+        self.sink.submit(self.data.clone());
     }
 }
 
 impl Drop for Record {
     fn drop(&mut self) {
         if !self.written {
-            self.client_disconnected = true;
+            self.data.client_disconnected = true;
             self.write();
         }
     }

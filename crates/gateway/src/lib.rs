@@ -3,6 +3,7 @@
 
 pub mod accounting;
 pub mod api;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -50,6 +50,7 @@ pub fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
         client: http_client(config)?,
         timeouts: config.timeouts.clone(),
         instance_id: format!("{id:016x}"),
+        sink: Arc::new(crate::accounting::LogSink),
     };
     Ok(Arc::new(AppState::new(proxy, config.body_limit, id)))
 }

@@ -123,7 +123,7 @@ async fn openai_passthrough_stream_accounts_usage_but_strips_it_when_not_asked()
     );
     let log = gw.wait_log("streamed=true").await;
     assert!(log.contains("input_tokens=12"), "{log}");
-    assert!(log.contains("usage_missing=false"), "{log}");
+    assert!(log.contains("usage_estimated=false"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

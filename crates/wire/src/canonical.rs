@@ -100,6 +100,21 @@ impl ErrorKind {
         }
     }
 
+    /// A stable name for logs and the ledger.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest => "invalid_request_error",
+            ErrorKind::Authentication => "authentication_error",
+            ErrorKind::PermissionDenied => "permission_error",
+            ErrorKind::NotFound => "not_found_error",
+            ErrorKind::RequestTooLarge => "request_too_large",
+            ErrorKind::RateLimit => "rate_limit_error",
+            ErrorKind::Api => "api_error",
+            ErrorKind::Overloaded => "overloaded_error",
+            ErrorKind::Timeout => "timeout_error",
+        }
+    }
+
     /// The kind an upstream HTTP status means.
     pub fn from_status(status: u16) -> Self {
         match status {

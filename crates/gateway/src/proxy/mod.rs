@@ -7,7 +7,7 @@ pub mod body;
 mod codec;
 mod relay;
 
-use crate::accounting::Record;
+use crate::accounting::{Record, Sink, UsageRecord};
 use crate::config::Timeouts;
 use crate::error::GatewayError;
 use crate::providers::{Operation, Provider};
@@ -33,6 +33,7 @@ pub struct Proxy {
     pub timeouts: Timeouts,
     /// Random per process; the value of `HOP_HEADER`.
     pub instance_id: String,
+    pub sink: Arc<dyn Sink>,
 }
 
 /// Per-request facts gathered by the HTTP layer, and what the proxy learned (for response headers).
@@ -109,12 +110,29 @@ impl Proxy {
         };
 
         let mut record = Record::new(
-            &ctx.request_id,
-            ctx.dialect,
-            &model,
-            provider.name(),
-            &route.upstream_model,
-            stream,
+            UsageRecord {
+                request_id: ctx.request_id.clone(),
+                attempt: 1,
+                started_at: SystemTime::now(),
+                client_key_id: None,
+                client_dialect: ctx.dialect,
+                requested_model: model.clone(),
+                provider: provider.name().to_string(),
+                upstream_model: route.upstream_model.clone(),
+                status: 200,
+                error_kind: None,
+                error: None,
+                usage: Default::default(),
+                usage_estimated: false,
+                cost: None,
+                streamed: stream,
+                client_disconnected: false,
+                first_byte: None,
+                total: Default::default(),
+                payment_method: "api_key",
+            },
+            None,
+            Arc::clone(&self.sink),
             ctx.started,
         );
         let resp = match self
@@ -123,18 +141,18 @@ impl Proxy {
         {
             Ok(r) => r,
             Err(e) => {
-                record.fail(e.status.as_u16(), &e.message);
+                record.fail(e.status.as_u16(), e.kind.name(), &e.message);
                 return Err(e);
             }
         };
         if !resp.status().is_success() {
             let e = upstream_error(resp, &provider).await;
-            record.fail(e.status.as_u16(), &e.message);
+            record.fail(e.status.as_u16(), e.kind.name(), &e.message);
             return Err(e);
         }
 
         if stream {
-            record.first_byte = Some(ctx.started.elapsed());
+            record.data.first_byte = Some(ctx.started.elapsed());
             let relay = Relay::new(
                 resp,
                 mode,
@@ -157,23 +175,23 @@ impl Proxy {
         let bytes = match self.read_all(resp, &provider).await {
             Ok(b) => b,
             Err(e) => {
-                record.fail(e.status.as_u16(), &e.message);
+                record.fail(e.status.as_u16(), e.kind.name(), &e.message);
                 return Err(e);
             }
         };
-        record.first_byte = Some(ctx.started.elapsed());
+        record.data.first_byte = Some(ctx.started.elapsed());
         let out_bytes = match mode {
             Mode::Translate { .. } => {
                 let mut canon = match codec::parse_response(provider.dialect(), &bytes) {
                     Ok(c) => c,
                     Err(e) => {
                         let e = GatewayError::upstream_invalid(provider.name(), &e.message);
-                        record.fail(e.status.as_u16(), &e.message);
+                        record.fail(e.status.as_u16(), e.kind.name(), &e.message);
                         return Err(e);
                     }
                 };
                 canon.created.get_or_insert_with(now_secs);
-                record.set_usage(canon.usage);
+                record.set_usage(canon.usage, false);
                 let json = codec::response_to_json(ctx.dialect, &canon);
                 Bytes::from(serde_json::to_vec(&json).map_err(|e| {
                     GatewayError::internal(format!("cannot serialize response: {e}"))
@@ -181,7 +199,7 @@ impl Proxy {
             }
             _ => {
                 if let Some(u) = codec::usage_from_response(provider.dialect(), &bytes) {
-                    record.set_usage(u);
+                    record.set_usage(u, false);
                 }
                 bytes
             }

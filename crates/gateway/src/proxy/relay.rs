@@ -151,7 +151,8 @@ impl Relay {
                 self.complete = self.acc.finished;
                 if let Some((kind, message)) = &self.acc.error {
                     if let Some(rec) = self.record.as_mut() {
-                        rec.error = Some(format!("{kind}: {message}"));
+                        rec.data.error_kind = Some(kind.clone());
+                        rec.data.error = Some(message.clone());
                     }
                     self.done = true;
                 }
@@ -212,8 +213,9 @@ impl Relay {
     fn fail(&mut self, kind: &str, message: &str) -> Bytes {
         self.done = true;
         if let Some(rec) = self.record.as_mut() {
-            rec.error = Some(format!("{kind}: {message}"));
-            rec.status = 502;
+            rec.data.error_kind = Some(kind.to_string());
+            rec.data.error = Some(message.to_string());
+            rec.data.status = 502;
         }
         let ev = StreamEvent::Error {
             kind: kind.to_string(),
@@ -238,10 +240,10 @@ fn is_terminal(d: Dialect, event: Option<&str>, data: &str) -> bool {
 impl Drop for Relay {
     fn drop(&mut self) {
         if let Some(mut rec) = self.record.take() {
-            rec.client_disconnected = !self.done;
+            rec.data.client_disconnected = !self.done;
             let mut usage = self.usage;
             usage.merge_max(&self.acc.usage());
-            rec.set_usage(usage);
+            rec.set_usage(usage, false);
             rec.finish();
         }
     }
