@@ -45,8 +45,14 @@ pub fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
         .map(|p| Arc::new(Provider::new(p)))
         .collect();
     let id = seed();
+    let catalog = crate::catalog::Catalog::embedded().context("loading the model catalog")?;
     let proxy = Proxy {
-        router: Router::new(providers),
+        router: Router::new(
+            providers,
+            catalog,
+            config.routing.clone(),
+            config.breaker.clone(),
+        ),
         client: http_client(config)?,
         timeouts: config.timeouts.clone(),
         instance_id: format!("{id:016x}"),

@@ -525,8 +525,8 @@ async fn a_provider_pointed_at_the_gateway_itself_gets_508_not_a_hang() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_rate_limit_is_relayed_with_retry_after_in_each_dialect() {
-    let (_mock, gw) = mock_and_gateway().await;
-    // Same dialect.
+    let (mock, gw) = mock_and_gateway().await;
+    // Same dialect: the upstream's 429 and Retry-After are relayed.
     let r = post(
         &format!("{}/v1/chat/completions", gw.url),
         &[],
@@ -535,16 +535,21 @@ async fn upstream_rate_limit_is_relayed_with_retry_after_in_each_dialect() {
     .await;
     openai_error(&r, 429, "rate_limit_error");
     assert_eq!(r.header("retry-after"), "7");
-    // Cross dialect: an Anthropic client sees an Anthropic-shaped 429 from the OpenAI upstream.
+    assert_eq!(mock.hits("openai"), 1);
+    // Retry-After is honoured: while it runs, OpenAI is not asked again, and an Anthropic client
+    // gets an Anthropic-shaped 429 saying when to come back.
     let r = post(
         &format!("{}/v1/messages", gw.url),
         ANTHROPIC_HEADERS,
-        &msgs("gpt-4o@status=429,retry-after=3", false),
+        &msgs("gpt-4o", false),
     )
     .await;
     anthropic_error(&r, 429, "rate_limit_error");
-    assert_eq!(r.header("retry-after"), "3");
-    // An OpenAI client sees Anthropic's overload as a server error with the same status.
+    let wait: u64 = r.header("retry-after").parse().unwrap();
+    assert!((1..=7).contains(&wait), "{wait}");
+    assert_eq!(r.header("x-ekai-attempts"), "0");
+    assert_eq!(mock.hits("openai"), 1, "held provider not called");
+    // An OpenAI client sees Anthropic's overload with its status.
     let r = post(
         &format!("{}/v1/chat/completions", gw.url),
         &[],
@@ -558,6 +563,15 @@ async fn upstream_rate_limit_is_relayed_with_retry_after_in_each_dialect() {
             .unwrap()
             .contains("anthropic")
     );
+    // Cross dialect: Anthropic's 429 reaches an OpenAI client in OpenAI's shape.
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[],
+        &chat("claude-sonnet-4-5@status=429,retry-after=3", false),
+    )
+    .await;
+    openai_error(&r, 429, "rate_limit_error");
+    assert_eq!(r.header("retry-after"), "3");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -813,7 +827,14 @@ async fn models_health_and_root() {
     let r = get(&format!("{}/health", gw.url), &[]).await;
     let v = r.json();
     assert_eq!(v["status"], "ok");
-    assert_eq!(v["providers"], json!(["openai", "anthropic"]));
+    let names: Vec<&str> = v["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["openai", "anthropic"]);
+    assert_eq!(v["providers"][0]["circuit"], "closed");
     assert!(v["version"].is_string());
 
     assert_eq!(get(&format!("{}/", gw.url), &[]).await.status, 200);

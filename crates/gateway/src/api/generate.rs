@@ -4,6 +4,7 @@
 
 use super::AppState;
 use super::error::render;
+use crate::config::Strategy;
 use crate::error::GatewayError;
 use crate::proxy::{Ctx, HOP_HEADER};
 use axum::extract::{Request, State};
@@ -47,8 +48,10 @@ async fn run(s: &AppState, dialect: Dialect, op: Op, req: Request) -> Response {
         anthropic_version: header_string(&parts.headers, "anthropic-version"),
         anthropic_beta: header_string(&parts.headers, "anthropic-beta"),
         started,
+        strategy: None,
         served: None,
         requested_model: None,
+        attempts: 0,
     };
     let result = async {
         if parts
@@ -57,6 +60,12 @@ async fn run(s: &AppState, dialect: Dialect, op: Op, req: Request) -> Response {
             .is_some_and(|v| v.as_bytes() == s.proxy.instance_id.as_bytes())
         {
             return Err(GatewayError::loop_detected());
+        }
+        if let Some(v) = parts.headers.get("x-ekai-route") {
+            ctx.strategy = Some(v.to_str().ok().and_then(Strategy::parse).ok_or_else(|| {
+                GatewayError::invalid("header x-ekai-route must be one of: cost, latency, priority")
+                    .with_param(Some("x-ekai-route".into()))
+            })?);
         }
         let body = read_body(&parts.headers, body, s.body_limit).await?;
         match op {
@@ -83,6 +92,7 @@ async fn run(s: &AppState, dialect: Dialect, op: Op, req: Request) -> Response {
     if let Ok(v) = HeaderValue::from_str(model) {
         h.insert("x-ekai-model", v);
     }
+    h.insert("x-ekai-attempts", HeaderValue::from(ctx.attempts));
     resp
 }
 

@@ -16,13 +16,20 @@ pub async fn root() -> &'static str {
 }
 
 pub async fn health(State(s): State<Arc<AppState>>) -> Json<Value> {
-    let providers: Vec<&str> = s
+    let providers: Vec<Value> = s
         .proxy
         .router
-        .providers()
-        .iter()
-        .filter(|p| p.config.is_configured())
-        .map(|p| p.name())
+        .health()
+        .filter(|(p, _)| p.config.is_configured())
+        .map(|(p, h)| {
+            json!({
+                "name": p.name(),
+                "circuit": h.circuit.as_str(),
+                "latency_ms": h.latency_ms.map(|l| (l * 100.0).round() / 100.0),
+                "error_rate": h.error_rate,
+                "recent_requests": h.recent_requests,
+            })
+        })
         .collect();
     Json(json!({
         "status": "ok",
@@ -44,8 +51,8 @@ pub async fn models(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Json<
         return Json(json!({
             "data": data,
             "has_more": false,
-            "first_id": models.first().map(|m| m.0),
-            "last_id": models.last().map(|m| m.0),
+            "first_id": models.first().map(|m| &m.0),
+            "last_id": models.last().map(|m| &m.0),
         }));
     }
     let data: Vec<Value> = models

@@ -116,12 +116,86 @@ pub struct Timeouts {
     pub keepalive: Duration,
 }
 
+/// How candidates for a model are ordered after the configured rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Cheapest expected cost for this request first.
+    Cost,
+    /// Lowest measured latency first.
+    Latency,
+    /// Provider order as configured (built-ins first, then the file's providers).
+    Priority,
+}
+
+impl Strategy {
+    pub fn parse(s: &str) -> Option<Strategy> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cost" => Some(Strategy::Cost),
+            "latency" => Some(Strategy::Latency),
+            "priority" => Some(Strategy::Priority),
+            _ => None,
+        }
+    }
+}
+
+/// `model` is an exact name or a prefix ending in `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRule {
+    pub model: String,
+    pub provider: String,
+}
+
+impl RouteRule {
+    pub fn matches(&self, model: &str) -> bool {
+        match self.model.strip_suffix('*') {
+            Some(prefix) => model.starts_with(prefix),
+            None => model == self.model,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Routing {
+    pub strategy: Strategy,
+    pub max_attempts: u32,
+    pub deadline: Duration,
+    pub typical_output_tokens: u32,
+    pub rules: Vec<RouteRule>,
+}
+
+/// Circuit breaker settings, per provider.
+#[derive(Debug, Clone)]
+pub struct BreakerSettings {
+    /// Open after this many failures in a row.
+    pub consecutive_failures: u32,
+    /// …or when at least `min_requests` outcomes in `window` failed at this ratio.
+    pub error_ratio: f64,
+    pub min_requests: usize,
+    pub window: Duration,
+    /// How long an open breaker refuses traffic before letting one probe through.
+    pub cooldown: Duration,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        BreakerSettings {
+            consecutive_failures: 5,
+            error_ratio: 0.5,
+            min_requests: 10,
+            window: Duration::from_secs(60),
+            cooldown: Duration::from_secs(30),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub host: IpAddr,
     pub port: u16,
     pub body_limit: usize,
     pub timeouts: Timeouts,
+    pub routing: Routing,
+    pub breaker: BreakerSettings,
     /// Built-ins first (in `ProviderKind::BUILT_IN` order), then file-declared ones by name.
     pub providers: Vec<ProviderConfig>,
     /// `tracing` filter directive (RUST_LOG), default `info`.
@@ -200,6 +274,28 @@ impl Config {
             keepalive: ms(raw.timeouts.keepalive_ms, 15_000),
         };
 
+        let routing = build_routing(raw.routing)?;
+        let d = BreakerSettings::default();
+        let h = raw.health;
+        let breaker = BreakerSettings {
+            consecutive_failures: h
+                .consecutive_failures
+                .unwrap_or(d.consecutive_failures)
+                .max(1),
+            error_ratio: h.error_ratio.unwrap_or(d.error_ratio),
+            min_requests: h.min_requests.unwrap_or(d.min_requests).max(1),
+            window: h.window_ms.map(Duration::from_millis).unwrap_or(d.window),
+            cooldown: h
+                .cooldown_ms
+                .map(Duration::from_millis)
+                .unwrap_or(d.cooldown),
+        };
+        if !(0.0..=1.0).contains(&breaker.error_ratio) || breaker.error_ratio == 0.0 {
+            return Err(ConfigError::Invalid(
+                "health.error_ratio must be in (0, 1]".into(),
+            ));
+        }
+
         let mut providers = Vec::new();
         let mut file_providers = raw.providers;
         for kind in ProviderKind::BUILT_IN {
@@ -234,6 +330,8 @@ impl Config {
             body_limit: usize::try_from(body_limit_mb.saturating_mul(1024 * 1024))
                 .unwrap_or(usize::MAX),
             timeouts,
+            routing,
+            breaker,
             providers,
             log_filter: get("RUST_LOG").unwrap_or("info").to_string(),
             config_file: path.map(Path::to_path_buf),
@@ -244,6 +342,38 @@ impl Config {
     pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
         self.providers.iter().find(|p| p.name == name)
     }
+}
+
+fn build_routing(raw: raw::RawRouting) -> Result<Routing, ConfigError> {
+    let strategy = match raw.strategy.as_deref() {
+        None => Strategy::Cost,
+        Some(s) => Strategy::parse(s).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "routing.strategy: unknown strategy {s:?} (use \"cost\", \"latency\" or \"priority\")"
+            ))
+        })?,
+    };
+    let rules = match raw.rules {
+        // The original gateway sends Grok models to xAI first, whatever the price elsewhere.
+        None => vec![RouteRule {
+            model: "grok-*".into(),
+            provider: "xai".into(),
+        }],
+        Some(rules) => rules
+            .into_iter()
+            .map(|r| RouteRule {
+                model: r.model,
+                provider: r.provider,
+            })
+            .collect(),
+    };
+    Ok(Routing {
+        strategy,
+        max_attempts: raw.max_attempts.unwrap_or(3).max(1),
+        deadline: Duration::from_millis(raw.deadline_ms.unwrap_or(900_000)),
+        typical_output_tokens: raw.typical_output_tokens.unwrap_or(1024),
+        rules,
+    })
 }
 
 fn parse_file(text: &str) -> Result<RawConfig, String> {

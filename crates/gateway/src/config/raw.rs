@@ -15,6 +15,42 @@ pub struct RawConfig {
     /// or any other name to declare an OpenAI-compatible (or Anthropic-compatible) provider.
     #[serde(default)]
     pub providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    pub routing: RawRouting,
+    #[serde(default)]
+    pub health: RawHealth,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouting {
+    /// `cost` (default), `latency` or `priority` (config order).
+    pub strategy: Option<String>,
+    /// Upstreams tried per request, fallbacks included.
+    pub max_attempts: Option<u32>,
+    /// Overall time budget of one request across its attempts.
+    pub deadline_ms: Option<u64>,
+    /// Output tokens assumed when comparing costs (caps the request's max tokens).
+    pub typical_output_tokens: Option<u32>,
+    /// Rules ranked before cost: `{ model = "grok-*", provider = "xai" }`.
+    pub rules: Option<Vec<RawRule>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub model: String,
+    pub provider: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub consecutive_failures: Option<u32>,
+    pub error_ratio: Option<f64>,
+    pub min_requests: Option<usize>,
+    pub window_ms: Option<u64>,
+    pub cooldown_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -19,6 +19,10 @@ pub struct Peek<'a> {
     messages: Option<&'a RawValue>,
     #[serde(borrow, default)]
     max_tokens: Option<&'a RawValue>,
+    #[serde(default)]
+    max_completion_tokens: Option<u32>,
+    #[serde(default)]
+    max_output_tokens: Option<u32>,
 }
 
 impl Peek<'_> {
@@ -31,6 +35,25 @@ impl Peek<'_> {
         };
         starts(self.messages, |b| b == b'[')
             && (!needs_max_tokens || starts(self.max_tokens, |b| b.is_ascii_digit()))
+    }
+
+    /// Size estimates for routing: about four bytes a token; the prompt up to the last
+    /// `cache_control` marker is what a provider with prompt caching would read from cache.
+    pub fn estimate(&self, body_len: usize) -> crate::router::Estimate {
+        let cached_bytes = self
+            .messages
+            .map(|m| m.get())
+            .and_then(|m| m.rfind("\"cache_control\""))
+            .unwrap_or(0);
+        let max_tokens = self.max_tokens.and_then(|r| r.get().parse::<u32>().ok());
+        crate::router::Estimate {
+            input_tokens: (body_len / 4) as u64,
+            cached_tokens: (cached_bytes / 4) as u64,
+            max_output: self
+                .max_completion_tokens
+                .or(self.max_output_tokens)
+                .or(max_tokens),
+        }
     }
 
     /// The messages may contain a `role: "system"` message, which some clients send but Anthropic's

@@ -42,18 +42,25 @@ pub struct Relay {
     complete: bool,
     done: bool,
     record: Option<Record>,
+    /// The first upstream chunk, read before committing to this provider.
+    pending: Option<Bytes>,
+    /// For a provider that reports no usage: the request's estimated input and the bytes relayed.
+    estimated_input: u64,
+    bytes_out: usize,
 }
 
 impl Relay {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         upstream: reqwest::Response,
+        first: Bytes,
         mode: Mode,
         client: Dialect,
         provider: Dialect,
         keepalive: Duration,
         idle: Duration,
         record: Record,
+        estimated_input: u64,
     ) -> Self {
         Relay {
             upstream,
@@ -70,6 +77,9 @@ impl Relay {
             complete: false,
             done: false,
             record: Some(record),
+            pending: Some(first),
+            estimated_input,
+            bytes_out: 0,
         }
     }
 
@@ -78,13 +88,21 @@ impl Relay {
         self,
     ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
         futures_util::stream::unfold(self, |mut r| async move {
-            r.next_chunk().await.map(|b| (Ok(b), r))
+            let chunk = r.next_chunk().await?;
+            r.bytes_out += chunk.len();
+            Some((Ok(chunk), r))
         })
     }
 
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if self.done {
             return None;
+        }
+        if let Some(first) = self.pending.take() {
+            let out = self.process(first);
+            if !out.is_empty() {
+                return Some(out);
+            }
         }
         loop {
             match tokio::time::timeout(self.keepalive, self.upstream.chunk()).await {
@@ -243,7 +261,17 @@ impl Drop for Relay {
             rec.data.client_disconnected = !self.done;
             let mut usage = self.usage;
             usage.merge_max(&self.acc.usage());
-            rec.set_usage(usage, false);
+            if usage.is_empty() {
+                // About four bytes a token, and SSE framing roughly doubles the text.
+                let estimate = Usage {
+                    input_tokens: self.estimated_input,
+                    output_tokens: (self.bytes_out / 8) as u64,
+                    ..Usage::default()
+                };
+                rec.set_usage(estimate, true);
+            } else {
+                rec.set_usage(usage, false);
+            }
             rec.finish();
         }
     }

@@ -1,0 +1,299 @@
+//! One attempt: one candidate provider, one upstream request, one accounting record.
+
+use super::relay::{Mode, Relay};
+use super::upstream::{self, Failure};
+use super::{Ctx, Inbound, Proxy, bad_body, codec, json_response, now_secs, sse_response};
+use crate::accounting::{Record, UsageRecord};
+use crate::error::GatewayError;
+use crate::providers::{Operation, Provider};
+use crate::router::Candidate;
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use ekai_wire::canonical::{Dialect, Request as CanonicalRequest, Usage};
+use ekai_wire::sse::SseParser;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+pub(super) struct Attempt<'a> {
+    pub proxy: &'a Proxy,
+    pub cand: &'a Candidate,
+    /// 1-based.
+    pub number: u32,
+    pub deadline: Instant,
+}
+
+/// Rough token counts for a provider that reported none: about four bytes a token.
+fn estimate_usage(input_tokens: u64, output_bytes: usize) -> Usage {
+    Usage {
+        input_tokens,
+        output_tokens: (output_bytes / 4) as u64,
+        ..Usage::default()
+    }
+}
+
+impl Attempt<'_> {
+    pub async fn run(&self, ctx: &Ctx, inbound: &mut Inbound) -> Result<Response, Failure> {
+        let provider = &self.cand.provider;
+        let (body, mode) = self.prepare(ctx, inbound).map_err(Failure::client)?;
+        let started = Instant::now();
+        let record = self.record(ctx, inbound, started);
+        let first_byte = self
+            .proxy
+            .timeouts
+            .first_byte
+            .min(self.deadline.saturating_duration_since(started));
+        let resp = match upstream::send(
+            &self.proxy.client,
+            ctx,
+            provider,
+            Operation::Generate,
+            body,
+            first_byte,
+            &self.proxy.instance_id,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                record.fail(e.status.as_u16(), e.kind.name(), &e.message);
+                return Err(Failure::transport(e));
+            }
+        };
+        if !resp.status().is_success() {
+            let f = upstream::error_response(resp, provider).await;
+            record.fail(
+                f.error.status.as_u16(),
+                f.error.kind.name(),
+                &f.error.message,
+            );
+            return Err(f);
+        }
+        if inbound.stream {
+            let remaining = first_byte.saturating_sub(started.elapsed());
+            self.stream(ctx, inbound, resp, mode, record, started, remaining)
+                .await
+        } else {
+            self.json(ctx, inbound, resp, mode, record, started).await
+        }
+    }
+
+    /// The upstream body for this candidate, and how its answer goes back to the client.
+    fn prepare(&self, ctx: &Ctx, inbound: &mut Inbound) -> Result<(Vec<u8>, Mode), GatewayError> {
+        let provider = &self.cand.provider;
+        let model = &self.cand.upstream_model;
+        if provider.dialect() == ctx.dialect && !inbound.needs_normalising {
+            let force_usage = inbound.stream && ctx.dialect == Dialect::OpenAiChat;
+            let rw = super::body::rewrite(&inbound.body, model, force_usage)
+                .ok_or_else(|| bad_body(ctx.dialect, &inbound.body))?;
+            let mode = if force_usage && !rw.client_wants_usage {
+                Mode::StripUsage
+            } else {
+                Mode::Raw
+            };
+            return Ok((rw.body, mode));
+        }
+        // Parsed once per request, whichever attempt needs it first.
+        let req = match &mut inbound.canonical {
+            Some(r) => r,
+            None => inbound
+                .canonical
+                .insert(codec::parse_request(ctx.dialect, &inbound.body)?),
+        };
+        req.model.clone_from(model);
+        let body = translate_request(provider, req)?;
+        let mode = if provider.dialect() == ctx.dialect {
+            // Same dialect, only the request needed normalising: relay the answer untouched.
+            Mode::Raw
+        } else {
+            Mode::Translate {
+                decoder: codec::decoder(provider.dialect()),
+                encoder: codec::encoder(ctx.dialect, now_secs(), req.stream_include_usage),
+            }
+        };
+        Ok((body, mode))
+    }
+
+    fn record(&self, ctx: &Ctx, inbound: &Inbound, started: Instant) -> Record {
+        Record::new(
+            UsageRecord {
+                request_id: ctx.request_id.clone(),
+                attempt: self.number,
+                started_at: SystemTime::now(),
+                client_key_id: None,
+                client_dialect: ctx.dialect,
+                requested_model: inbound.model.clone(),
+                provider: self.cand.provider.name().to_string(),
+                upstream_model: self.cand.upstream_model.clone(),
+                status: 200,
+                error_kind: None,
+                error: None,
+                usage: Usage::default(),
+                usage_estimated: false,
+                cost: None,
+                streamed: inbound.stream,
+                client_disconnected: false,
+                first_byte: None,
+                total: Default::default(),
+                payment_method: "api_key",
+            },
+            self.cand.price.clone(),
+            Arc::clone(&self.proxy.sink),
+            started,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn stream(
+        &self,
+        ctx: &Ctx,
+        inbound: &Inbound,
+        mut resp: reqwest::Response,
+        mode: Mode,
+        mut record: Record,
+        started: Instant,
+        first_byte: std::time::Duration,
+    ) -> Result<Response, Failure> {
+        let provider = &self.cand.provider;
+        // Nothing has reached the client yet: wait for the first upstream bytes before committing
+        // to this provider, so a stream that dies at once can still fall back.
+        let first = match tokio::time::timeout(first_byte, resp.chunk()).await {
+            Ok(Ok(Some(chunk))) => chunk,
+            Ok(Ok(None)) => {
+                let e = GatewayError::upstream_invalid(provider.name(), "empty stream");
+                record.fail(502, e.kind.name(), &e.message);
+                return Err(Failure::transport(e));
+            }
+            Ok(Err(_)) => {
+                let e = GatewayError::upstream_unreachable(
+                    provider.name(),
+                    "stream broke before its first event",
+                );
+                record.fail(502, e.kind.name(), &e.message);
+                return Err(Failure::transport(e));
+            }
+            Err(_) => {
+                let e = GatewayError::upstream_timeout(
+                    provider.name(),
+                    "before the first stream event",
+                );
+                record.fail(504, e.kind.name(), &e.message);
+                return Err(Failure::transport(e));
+            }
+        };
+        if let Some(message) = leading_error_event(provider, &first) {
+            let e = GatewayError::upstream(503, provider.name(), &message);
+            record.fail(503, e.kind.name(), &e.message);
+            return Err(Failure::transport(e));
+        }
+        let elapsed = started.elapsed();
+        record.data.first_byte = Some(elapsed);
+        self.cand.health.success(Instant::now(), elapsed);
+        let relay = Relay::new(
+            resp,
+            first,
+            mode,
+            ctx.dialect,
+            provider.dialect(),
+            self.proxy.timeouts.keepalive,
+            self.proxy.timeouts.idle,
+            record,
+            inbound.estimate.input_tokens,
+        );
+        Ok(sse_response(Body::from_stream(relay.into_stream())))
+    }
+
+    async fn json(
+        &self,
+        ctx: &Ctx,
+        inbound: &Inbound,
+        resp: reqwest::Response,
+        mode: Mode,
+        mut record: Record,
+        started: Instant,
+    ) -> Result<Response, Failure> {
+        let provider = &self.cand.provider;
+        let bytes = match upstream::read_all(resp, provider, self.proxy.timeouts.idle).await {
+            Ok(b) => b,
+            Err(e) => {
+                record.fail(e.status.as_u16(), e.kind.name(), &e.message);
+                return Err(Failure::transport(e));
+            }
+        };
+        record.data.first_byte = Some(started.elapsed());
+        let out = match mode {
+            Mode::Translate { .. } => {
+                let mut canon = match codec::parse_response(provider.dialect(), &bytes) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let e = GatewayError::upstream_invalid(provider.name(), &e.message);
+                        record.fail(e.status.as_u16(), e.kind.name(), &e.message);
+                        return Err(Failure::transport(e));
+                    }
+                };
+                canon.created.get_or_insert_with(now_secs);
+                if canon.usage.is_empty() {
+                    record.set_usage(
+                        estimate_usage(inbound.estimate.input_tokens, bytes.len()),
+                        true,
+                    );
+                } else {
+                    record.set_usage(canon.usage, false);
+                }
+                let json = codec::response_to_json(ctx.dialect, &canon);
+                match serde_json::to_vec(&json) {
+                    Ok(v) => Bytes::from(v),
+                    Err(e) => {
+                        let e = GatewayError::internal(format!("cannot serialize response: {e}"));
+                        record.fail(500, e.kind.name(), &e.message);
+                        return Err(Failure::client(e));
+                    }
+                }
+            }
+            _ => {
+                match codec::usage_from_response(provider.dialect(), &bytes)
+                    .filter(|u| !u.is_empty())
+                {
+                    Some(u) => record.set_usage(u, false),
+                    None => record.set_usage(
+                        estimate_usage(inbound.estimate.input_tokens, bytes.len()),
+                        true,
+                    ),
+                }
+                bytes
+            }
+        };
+        self.cand.health.success(Instant::now(), started.elapsed());
+        record.finish();
+        Ok(json_response(out))
+    }
+}
+
+pub(super) fn translate_request(
+    provider: &Provider,
+    req: &CanonicalRequest,
+) -> Result<Vec<u8>, GatewayError> {
+    let mut json = codec::request_to_json(provider.dialect(), req)?;
+    if let Some(obj) = json.as_object_mut() {
+        provider.adapt(&req.model, obj);
+    }
+    serde_json::to_vec(&json)
+        .map_err(|e| GatewayError::internal(format!("cannot serialize request: {e}")))
+}
+
+/// The message of an error the upstream sent as its very first stream event (Anthropic reports
+/// overload this way with a 200), so the request can still go elsewhere.
+fn leading_error_event(provider: &Provider, first: &Bytes) -> Option<String> {
+    let mut p = SseParser::new();
+    p.push(first);
+    let ev = p.next_event()?;
+    let is_error = ev.event.as_deref() == Some("error") || ev.data.starts_with("{\"error\"");
+    if !is_error {
+        return None;
+    }
+    Some(
+        codec::parse_error(provider.dialect(), ev.data.as_bytes())
+            .map(|(_, m)| m)
+            .unwrap_or(ev.data),
+    )
+}

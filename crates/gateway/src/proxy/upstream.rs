@@ -1,0 +1,192 @@
+//! The HTTP exchange with one upstream: send with the first-byte timeout, read a body with the idle
+//! timeout, and turn an upstream failure into a `GatewayError` that says whether another provider
+//! should be tried.
+
+use super::codec;
+use super::{Ctx, HOP_HEADER};
+use crate::error::GatewayError;
+use crate::providers::{Operation, Provider};
+use bytes::Bytes;
+use http::header;
+use std::time::Duration;
+
+/// An attempt's failure, and whether the next candidate should be tried.
+pub struct Failure {
+    pub error: GatewayError,
+    /// Another provider may succeed: connect/TLS errors, timeouts before the first byte, 408, 409,
+    /// 429, 5xx, 529, and 401/403 (our key for THAT provider is bad).
+    pub retry: bool,
+    /// Counts against the provider's health (a client mistake does not).
+    pub provider_fault: bool,
+    /// The provider asked us to stay away this long.
+    pub hold: Option<Duration>,
+}
+
+impl Failure {
+    pub fn client(error: GatewayError) -> Self {
+        Failure {
+            error,
+            retry: false,
+            provider_fault: false,
+            hold: None,
+        }
+    }
+
+    pub fn transport(error: GatewayError) -> Self {
+        Failure {
+            error,
+            retry: true,
+            provider_fault: true,
+            hold: None,
+        }
+    }
+}
+
+pub fn retryable_status(status: u16) -> bool {
+    matches!(status, 401 | 403 | 408 | 409 | 429) || status >= 500
+}
+
+pub async fn send(
+    client: &reqwest::Client,
+    ctx: &Ctx,
+    provider: &Provider,
+    op: Operation,
+    body: Vec<u8>,
+    first_byte: Duration,
+    instance_id: &str,
+) -> Result<reqwest::Response, GatewayError> {
+    let url = provider.url(op).ok_or_else(|| {
+        GatewayError::invalid(format!(
+            "provider '{}' does not support this operation",
+            provider.name()
+        ))
+    })?;
+    let mut rb = client
+        .post(url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(HOP_HEADER, instance_id)
+        .body(body);
+    for (k, v) in provider.headers(
+        ctx.anthropic_version.as_deref(),
+        ctx.anthropic_beta.as_deref(),
+    ) {
+        rb = rb.header(k, v);
+    }
+    match tokio::time::timeout(first_byte, rb.send()).await {
+        Err(_) => Err(GatewayError::upstream_timeout(
+            provider.name(),
+            "before sending response headers",
+        )),
+        Ok(Err(e)) if e.is_timeout() => Err(GatewayError::upstream_timeout(
+            provider.name(),
+            "while connecting",
+        )),
+        Ok(Err(e)) => Err(GatewayError::upstream_unreachable(
+            provider.name(),
+            &describe(&e),
+        )),
+        Ok(Ok(r)) => Ok(r),
+    }
+}
+
+/// Reads a non-streamed upstream body, allowing at most `idle` between chunks.
+pub async fn read_all(
+    mut resp: reqwest::Response,
+    provider: &Provider,
+    idle: Duration,
+) -> Result<Bytes, GatewayError> {
+    let mut first: Option<Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    loop {
+        match tokio::time::timeout(idle, resp.chunk()).await {
+            Err(_) => {
+                return Err(GatewayError::upstream_timeout(
+                    provider.name(),
+                    "while sending the response body",
+                ));
+            }
+            Ok(Err(e)) => {
+                return Err(GatewayError::upstream_unreachable(
+                    provider.name(),
+                    &describe(&e),
+                ));
+            }
+            Ok(Ok(None)) => break,
+            // The common case is a single chunk: keep it without copying.
+            Ok(Ok(Some(c))) => match first.take() {
+                None if rest.is_empty() => first = Some(c),
+                Some(f) => {
+                    rest.extend_from_slice(&f);
+                    rest.extend_from_slice(&c);
+                }
+                None => rest.extend_from_slice(&c),
+            },
+        }
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(rest)))
+}
+
+/// Error text for a transport failure. reqwest's own message names the URL; the causes below it
+/// say what actually went wrong (refused, reset, DNS) and never carry a header value.
+fn describe(e: &reqwest::Error) -> String {
+    let what = if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "reading the response failed"
+    } else {
+        "request failed"
+    };
+    let mut msg = what.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+/// `Retry-After` as seconds (the HTTP-date form is rare from LLM APIs; it is ignored).
+fn retry_after(resp: &reqwest::Response) -> Option<(String, Duration)> {
+    let v = resp.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
+    let secs: f64 = v.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0)
+        .then(|| (v.to_string(), Duration::from_secs_f64(secs.min(3600.0))))
+}
+
+/// An upstream non-2xx: relay its status and message, and say whether to try elsewhere.
+pub async fn error_response(resp: reqwest::Response, provider: &Provider) -> Failure {
+    let status = resp.status().as_u16();
+    let after = retry_after(&resp);
+    let body = tokio::time::timeout(Duration::from_secs(10), resp.bytes())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let message = codec::parse_error(provider.dialect(), &body)
+        .map(|(_, m)| m)
+        .unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(&body[..body.len().min(300)])
+                .trim()
+                .to_string();
+            if text.is_empty() {
+                format!("upstream returned HTTP {status}")
+            } else {
+                format!("upstream returned HTTP {status}: {text}")
+            }
+        });
+    let mut error = GatewayError::upstream(status, provider.name(), &message);
+    let retry = retryable_status(status);
+    if status == 429 || status >= 500 {
+        error.retry_after = after.as_ref().map(|(v, _)| v.clone());
+    }
+    Failure {
+        error,
+        retry,
+        // A rate limit with a stated wait is a hold, not a sign of ill health.
+        provider_fault: retry && !(status == 429 && after.is_some()),
+        hold: after
+            .map(|(_, d)| d)
+            .filter(|_| status == 429 || status >= 500),
+    }
+}
