@@ -597,6 +597,7 @@ async fn upstream_server_error_and_bad_request_keep_their_status() {
 async fn upstream_auth_failure_never_shows_the_key() {
     let mock = ekai_mock_provider::spawn(MockConfig {
         expected_key: Some("the-real-key".into()),
+        ..MockConfig::default()
     })
     .await
     .unwrap();

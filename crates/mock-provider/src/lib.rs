@@ -42,6 +42,9 @@ pub const SCENARIO_HEADER: &str = "x-mock-scenario";
 pub struct MockConfig {
     /// If set, requests without `Authorization: Bearer KEY` or `x-api-key: KEY` get a 401.
     pub expected_key: Option<String>,
+    /// Scenario for requests that name none (neither header nor `@` model suffix), so one mock
+    /// of a pair can fail while the other serves the same model.
+    pub default_scenario: Option<String>,
 }
 
 /// One request as the mock saw it.
@@ -308,9 +311,14 @@ fn invalid_json(dialect: Dialect) -> Response {
     error_response(dialect, 400, msg, None)
 }
 
-fn scenario_for(headers: &HeaderMap, body: &Value) -> Scenario {
+fn scenario_for(shared: &Shared, headers: &HeaderMap, body: &Value) -> Scenario {
     let header = headers.get(SCENARIO_HEADER).and_then(|v| v.to_str().ok());
     let model = body.get("model").and_then(Value::as_str).unwrap_or("");
+    let header = header.or(if model.contains('@') {
+        None
+    } else {
+        shared.cfg.default_scenario.as_deref()
+    });
     Scenario::select(header, model)
 }
 
@@ -343,7 +351,7 @@ async fn generate(
     let Ok(body) = parsed else {
         return invalid_json(dialect);
     };
-    let sc = scenario_for(&headers, &body);
+    let sc = scenario_for(&shared, &headers, &body);
     if let Some(resp) = pre_answer(dialect, &sc).await {
         return resp;
     }
@@ -408,7 +416,7 @@ async fn count_tokens(
     let Ok(body) = parsed else {
         return invalid_json(dialect);
     };
-    let sc = scenario_for(&headers, &body);
+    let sc = scenario_for(&shared, &headers, &body);
     if let Some(resp) = pre_answer(dialect, &sc).await {
         return resp;
     }

@@ -621,6 +621,7 @@ async fn hit_counting_and_recording() {
 async fn auth_and_invalid_json() {
     let m = spawn(MockConfig {
         expected_key: Some("sk-test".into()),
+        ..MockConfig::default()
     })
     .await
     .unwrap();
