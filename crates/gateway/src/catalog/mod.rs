@@ -13,12 +13,18 @@ use std::collections::HashMap;
 /// The embedded data files, in the order their entries are listed (vendors before aggregators, so
 /// `resolve` offers the vendor first when prices tie).
 const EMBEDDED: &[(&str, &str)] = &[
-    ("openai.toml", include_str!("../../../../catalog/openai.toml")),
+    (
+        "openai.toml",
+        include_str!("../../../../catalog/openai.toml"),
+    ),
     (
         "anthropic.toml",
         include_str!("../../../../catalog/anthropic.toml"),
     ),
-    ("gemini.toml", include_str!("../../../../catalog/gemini.toml")),
+    (
+        "gemini.toml",
+        include_str!("../../../../catalog/gemini.toml"),
+    ),
     ("xai.toml", include_str!("../../../../catalog/xai.toml")),
     (
         "openrouter.toml",
@@ -206,7 +212,8 @@ impl Catalog {
                     id: id.clone(),
                     message,
                 };
-                let model: RawModel = deserialize_path(toml::Value::Table(table)).map_err(invalid)?;
+                let model: RawModel =
+                    deserialize_path(toml::Value::Table(table)).map_err(invalid)?;
                 entries.push(model.into_entry(&raw.provider).map_err(invalid)?);
             }
         }
@@ -243,7 +250,10 @@ impl Catalog {
         &self.entries
     }
 
-    pub fn for_provider<'a>(&'a self, provider: &'a str) -> impl Iterator<Item = &'a ModelEntry> + 'a {
+    pub fn for_provider<'a>(
+        &'a self,
+        provider: &'a str,
+    ) -> impl Iterator<Item = &'a ModelEntry> + 'a {
         self.entries.iter().filter(move |e| e.provider == provider)
     }
 

@@ -54,7 +54,8 @@ fn every_alias_resolves_to_its_model() {
         for name in std::iter::once(&e.id).chain(&e.aliases) {
             let hits = c.resolve(name);
             assert!(
-                hits.iter().any(|h| h.provider == e.provider && h.id == e.id),
+                hits.iter()
+                    .any(|h| h.provider == e.provider && h.id == e.id),
                 "{name} does not resolve to {}/{}",
                 e.provider,
                 e.id
@@ -73,7 +74,11 @@ fn no_name_maps_to_two_ids_within_a_provider() {
         for name in std::iter::once(&e.id).chain(&e.aliases) {
             let key = (e.provider.clone(), name.to_lowercase());
             if let Some(prev) = seen.insert(key, e.id.clone()) {
-                assert_eq!(prev, e.id, "{}: {name} names {prev} and {}", e.provider, e.id);
+                assert_eq!(
+                    prev, e.id,
+                    "{}: {name} names {prev} and {}",
+                    e.provider, e.id
+                );
             }
         }
     }
@@ -84,7 +89,11 @@ fn openrouter_entries_match_a_vendor_entry_within_ten_percent() {
     let c = embedded();
     let vendors = ["openai", "anthropic", "gemini", "xai"];
     for e in c.for_provider("openrouter") {
-        assert!(e.aliases.contains(&e.upstream), "{}: slug not an alias", e.id);
+        assert!(
+            e.aliases.contains(&e.upstream),
+            "{}: slug not an alias",
+            e.id
+        );
         let vendor = c
             .resolve(&e.id)
             .into_iter()
@@ -155,11 +164,17 @@ fn from_sources_reads_strings_and_numbers_and_defaults_upstream() {
     let m1 = &c.resolve("m1")[0];
     assert_eq!(m1.upstream, "m1");
     let p = m1.price.as_ref().unwrap();
-    assert_eq!((p.input, p.output, p.cache_read), (d("1"), d("2.5"), Some(d("0.1"))));
+    assert_eq!(
+        (p.input, p.output, p.cache_read),
+        (d("1"), d("2.5"), Some(d("0.1")))
+    );
     assert!(m1.capabilities.tools && m1.capabilities.json_schema && !m1.capabilities.vision);
     assert_eq!(c.resolve("m-one")[0].id, "m1");
     let m2 = &c.resolve("m2")[0];
-    assert_eq!((m2.upstream.as_str(), m2.price.is_none()), ("acme/m2", true));
+    assert_eq!(
+        (m2.upstream.as_str(), m2.price.is_none()),
+        ("acme/m2", true)
+    );
 }
 
 #[test]
@@ -182,26 +197,38 @@ fn bad_price_names_file_model_and_field() {
     let e = load_err(
         "provider = \"acme\"\n[[model]]\nid = \"m1\"\n[[model]]\nid = \"m9\"\nprice = { input = \"3 USD\", output = \"1\" }\n",
     );
-    assert!(e.contains("acme.toml") && e.contains("\"m9\"") && e.contains("price.input"), "{e}");
+    assert!(
+        e.contains("acme.toml") && e.contains("\"m9\"") && e.contains("price.input"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unknown_field_names_file_model_and_field() {
     let e = load_err("provider = \"acme\"\n[[model]]\nid = \"m1\"\ncontext = 5\n");
-    assert!(e.contains("acme.toml") && e.contains("\"m1\"") && e.contains("context"), "{e}");
+    assert!(
+        e.contains("acme.toml") && e.contains("\"m1\"") && e.contains("context"),
+        "{e}"
+    );
     let e = load_err("provider = \"acme\"\nvendor = \"x\"\n");
     assert!(e.contains("acme.toml") && e.contains("vendor"), "{e}");
 }
 
 #[test]
 fn unknown_capability_names_file_and_model() {
-    let e = load_err("provider = \"acme\"\n[[model]]\nid = \"m1\"\ncapabilities = [\"telepathy\"]\n");
-    assert!(e.contains("acme.toml") && e.contains("\"m1\"") && e.contains("telepathy"), "{e}");
+    let e =
+        load_err("provider = \"acme\"\n[[model]]\nid = \"m1\"\ncapabilities = [\"telepathy\"]\n");
+    assert!(
+        e.contains("acme.toml") && e.contains("\"m1\"") && e.contains("telepathy"),
+        "{e}"
+    );
 }
 
 #[test]
 fn negative_price_is_rejected() {
-    let e = load_err("provider = \"acme\"\n[[model]]\nid = \"m1\"\nprice = { input = \"-1\", output = \"1\" }\n");
+    let e = load_err(
+        "provider = \"acme\"\n[[model]]\nid = \"m1\"\nprice = { input = \"-1\", output = \"1\" }\n",
+    );
     assert!(e.contains("\"m1\"") && e.contains("price.input"), "{e}");
 }
 
@@ -219,6 +246,10 @@ fn overrides_replace_by_provider_and_id_or_append() {
     assert!(c.entries()[0].price.is_none());
     // The replaced entry's old alias is gone from the index.
     assert!(c.resolve("M-One").is_empty());
-    let ones: HashSet<_> = c.resolve("one").iter().map(|e| e.provider.as_str()).collect();
+    let ones: HashSet<_> = c
+        .resolve("one")
+        .iter()
+        .map(|e| e.provider.as_str())
+        .collect();
     assert_eq!(ones, HashSet::from(["acme", "elsewhere"]));
 }
