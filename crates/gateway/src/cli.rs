@@ -1,4 +1,4 @@
-//! Command line: `ekai-gateway [--config PATH] [serve|check]`.
+//! Command line: `ekai-gateway [--config PATH] [serve|check|models]`.
 
 use crate::config::Config;
 use anyhow::Context;
@@ -22,6 +22,9 @@ enum Command {
     Serve,
     /// Validate the configuration and print what is configured.
     Check,
+    /// List the model catalog (with the config file's `[[models]]` applied) and which providers
+    /// have credentials.
+    Models,
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -29,6 +32,7 @@ pub fn run() -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Check => check(&config),
+        Command::Models => models(&config),
         Command::Serve => {
             init_logging(&config.log_filter);
             tokio::runtime::Builder::new_multi_thread()
@@ -80,5 +84,77 @@ fn check(config: &Config) -> anyhow::Result<()> {
             "  gemini: key set, but the native Gemini provider is not available in this version"
         )?;
     }
+    Ok(())
+}
+
+fn models(config: &Config) -> anyhow::Result<()> {
+    let catalog =
+        crate::catalog::Catalog::embedded()?.with_overrides(config.model_overrides.clone());
+    // Group by model id, keeping the order in which each id first appears.
+    let mut order: Vec<&str> = Vec::new();
+    let mut groups: std::collections::HashMap<&str, Vec<&crate::catalog::ModelEntry>> =
+        std::collections::HashMap::new();
+    for e in catalog.entries() {
+        let slot = groups.entry(e.id.as_str()).or_default();
+        if slot.is_empty() {
+            order.push(e.id.as_str());
+        }
+        slot.push(e);
+    }
+    let money = |v: Option<rust_decimal::Decimal>| {
+        v.map_or_else(|| "-".to_string(), |d| d.normalize().to_string())
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<24} {:<11} {:<30} {:>9} {:>9} {:>10} {:>9}",
+        "model", "provider", "upstream id", "input/1M", "output/1M", "cached/1M", "context"
+    )?;
+    for id in order {
+        for (i, e) in groups.get(id).into_iter().flatten().enumerate() {
+            let name = if i == 0 { e.id.as_str() } else { "" };
+            let upstream = if e.upstream == e.id {
+                ""
+            } else {
+                e.upstream.as_str()
+            };
+            let (input, output, cached) = match &e.price {
+                Some(p) => (
+                    money(Some(p.input)),
+                    money(Some(p.output)),
+                    money(p.cache_read),
+                ),
+                None => ("unpriced".to_string(), "-".to_string(), "-".to_string()),
+            };
+            let context = e
+                .context_window
+                .map_or_else(|| "-".to_string(), |c| c.to_string());
+            writeln!(
+                out,
+                "{name:<24} {:<11} {upstream:<30} {input:>9} {output:>9} {cached:>10} {context:>9}",
+                e.provider
+            )?;
+        }
+    }
+    writeln!(out)?;
+    writeln!(out, "credentials:")?;
+    for p in &config.providers {
+        let state = if p.is_configured() {
+            "configured".to_string()
+        } else {
+            format!("no key: set {}", p.key_env)
+        };
+        writeln!(out, "  {:<12} {state}", p.name)?;
+    }
+    writeln!(
+        out,
+        "  {:<12} {}",
+        "gemini",
+        if config.gemini_key_present {
+            "key set, but the native Gemini provider is not available in this version"
+        } else {
+            "not available in this version"
+        }
+    )?;
     Ok(())
 }

@@ -45,7 +45,9 @@ pub fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
         .map(|p| Arc::new(Provider::new(p)))
         .collect();
     let id = seed();
-    let catalog = crate::catalog::Catalog::embedded().context("loading the model catalog")?;
+    let catalog = crate::catalog::Catalog::embedded()
+        .context("loading the model catalog")?
+        .with_overrides(config.model_overrides.clone());
     let proxy = Proxy {
         router: Router::new(
             providers,

@@ -349,9 +349,10 @@ async fn xai_openrouter_and_declared_providers_are_reached_with_their_own_keys()
     assert_eq!(seen.header("authorization"), Some("Bearer or-key"));
     let r = post(&url, &[], &chat("claude-sonnet-4-5", false)).await;
     assert_eq!(r.header("x-ekai-provider"), "openrouter");
+    // The catalog knows OpenRouter's own id for the model.
     assert_eq!(
         mock.requests()[2].body["model"],
-        "anthropic/claude-sonnet-4-5"
+        "anthropic/claude-sonnet-4.5"
     );
 
     // A declared endpoint, by listed model and by `name/model`; an Anthropic client is translated.

@@ -395,9 +395,14 @@ fn assert_hits(mock: &MockHandle, model: &str, n: usize) {
     } else {
         "/v1/messages"
     };
+    // The catalog maps Claude aliases to their dated ids; OpenAI ids go as they are.
+    let upstream = match model {
+        "claude-sonnet-4-5" => "claude-sonnet-4-5-20250929",
+        m => m,
+    };
     for r in &reqs {
         assert_eq!(r.path, path, "upstream path: {summary:#?}");
-        assert_eq!(r.body["model"], model, "upstream model: {summary:#?}");
+        assert_eq!(r.body["model"], upstream, "upstream model: {summary:#?}");
     }
 }
 

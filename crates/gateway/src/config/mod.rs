@@ -204,6 +204,8 @@ pub struct Config {
     /// Present when `GOOGLE_API_KEY`/`GEMINI_API_KEY` is set; the native Gemini adapter is not built
     /// yet, so startup says so instead of silently ignoring the key.
     pub gemini_key_present: bool,
+    /// `[[models]]` from the file, validated; applied with `Catalog::with_overrides`.
+    pub model_overrides: Vec<crate::catalog::ModelEntry>,
 }
 
 impl Config {
@@ -295,6 +297,7 @@ impl Config {
                 "health.error_ratio must be in (0, 1]".into(),
             ));
         }
+        let model_overrides = model_overrides(raw.models)?;
 
         let mut providers = Vec::new();
         let mut file_providers = raw.providers;
@@ -336,6 +339,7 @@ impl Config {
             log_filter: get("RUST_LOG").unwrap_or("info").to_string(),
             config_file: path.map(Path::to_path_buf),
             gemini_key_present,
+            model_overrides,
         })
     }
 
@@ -389,6 +393,34 @@ fn parse_file(text: &str) -> Result<RawConfig, String> {
             format!("{path}: {reason}")
         }
     })
+}
+
+fn model_overrides(
+    raw: Vec<raw::RawModelOverride>,
+) -> Result<Vec<crate::catalog::ModelEntry>, ConfigError> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let at = format!("models[{i}] (id {:?})", m.id);
+            if m.provider.trim().is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "{at}: provider must not be empty"
+                )));
+            }
+            let provider = m.provider.clone();
+            crate::catalog::RawModel {
+                id: m.id,
+                upstream: m.upstream,
+                aliases: m.aliases,
+                price: m.price,
+                context_window: m.context_window,
+                max_output: m.max_output,
+                capabilities: m.capabilities,
+            }
+            .into_entry(&provider)
+            .map_err(|reason| ConfigError::Invalid(format!("{at}: {reason}")))
+        })
+        .collect()
 }
 
 fn resolve_host(text: &str) -> Result<IpAddr, ConfigError> {
@@ -544,5 +576,47 @@ mod tests {
         let c = Config::from_sources(&env(&[("ANTHROPIC_API_KEY", "sk-ant-secret")]), None, None)
             .unwrap();
         assert!(!format!("{c:?}").contains("sk-ant-secret"));
+    }
+
+    #[test]
+    fn model_overrides_are_validated_and_unknown_keys_named() {
+        let text = r#"
+            [[models]]
+            provider = "openrouter"
+            id = "claude-sonnet-4-5"
+            upstream = "anthropic/claude-sonnet-4.5"
+            price = { input = "2.7", output = 13.5 }
+            capabilities = ["tools"]
+            [[models]]
+            provider = "together"
+            id = "llama-3.3-70b"
+        "#;
+        let c = Config::from_sources(&env(&[]), None, Some(text)).unwrap();
+        assert_eq!(c.model_overrides.len(), 2);
+        let m = &c.model_overrides[0];
+        assert_eq!(m.provider, "openrouter");
+        let price = m.price.as_ref().unwrap();
+        assert_eq!(price.input.to_string(), "2.7");
+        assert_eq!(price.output.to_string(), "13.5");
+        assert!(m.capabilities.tools && !m.capabilities.vision);
+        assert_eq!(c.model_overrides[1].upstream, "llama-3.3-70b");
+
+        let bad_key = "[[models]]\nprovider = \"x\"\nid = \"m\"\ncontext = 1\n";
+        let e = Config::from_sources(&env(&[]), Some(Path::new("g.toml")), Some(bad_key))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("models[0]") && e.contains("context"), "{e}");
+
+        let bad_price = "[[models]]\nprovider = \"x\"\nid = \"m\"\nprice = { input = \"cheap\", output = \"1\" }\n";
+        let e = Config::from_sources(&env(&[]), None, Some(bad_price))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("models[0].price.input"), "{e}");
+
+        let no_provider = "[[models]]\nprovider = \" \"\nid = \"m\"\n";
+        let e = Config::from_sources(&env(&[]), None, Some(no_provider))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("models[0]") && e.contains("provider"), "{e}");
     }
 }

@@ -19,6 +19,10 @@ pub struct RawConfig {
     pub routing: RawRouting,
     #[serde(default)]
     pub health: RawHealth,
+    /// `[[models]]`: catalog entries to add, or to replace the built-in entry with the same
+    /// `provider` and `id` (a price the user negotiated, a model the catalog lacks).
+    #[serde(default)]
+    pub models: Vec<RawModelOverride>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,4 +90,20 @@ pub struct RawProvider {
     pub models: Option<Vec<String>>,
     /// Set false to ignore a built-in provider even when its key is present.
     pub enabled: Option<bool>,
+}
+
+/// A catalog entry (same fields as `catalog/*.toml`) plus the provider serving it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModelOverride {
+    pub provider: String,
+    pub id: String,
+    pub upstream: Option<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub price: Option<crate::catalog::Price>,
+    pub context_window: Option<u32>,
+    pub max_output: Option<u32>,
+    #[serde(default)]
+    pub capabilities: Vec<crate::catalog::Capability>,
 }

@@ -1,16 +1,5 @@
 //! Anthropic (api.anthropic.com).
 
-pub const MODELS: &[&str] = &[
-    "claude-opus-4-5",
-    "claude-opus-4-1",
-    "claude-opus-4-0",
-    "claude-sonnet-4-5",
-    "claude-sonnet-4-0",
-    "claude-haiku-4-5",
-    "claude-3-7-sonnet-latest",
-    "claude-3-5-haiku-latest",
-];
-
 /// The API version the gateway speaks when the client named none.
 pub const DEFAULT_VERSION: &str = "2023-06-01";
 

@@ -23,25 +23,13 @@ pub enum Operation {
 #[derive(Debug)]
 pub struct Provider {
     pub config: ProviderConfig,
-    /// Built-in model ids plus the ones the config file declares.
+    /// Models the config file declares for this provider (the catalog knows the rest).
     pub models: Vec<String>,
 }
 
 impl Provider {
     pub fn new(config: ProviderConfig) -> Self {
-        let builtin: &[&str] = match config.kind {
-            ProviderKind::OpenAi => openai::MODELS,
-            ProviderKind::Anthropic => anthropic::MODELS,
-            ProviderKind::Xai => xai::MODELS,
-            ProviderKind::OpenRouter => openrouter::MODELS,
-            ProviderKind::Compatible => &[],
-        };
-        let mut models: Vec<String> = builtin.iter().map(|s| s.to_string()).collect();
-        for m in &config.models {
-            if !models.contains(m) {
-                models.push(m.clone());
-            }
-        }
+        let models = config.models.clone();
         Provider { config, models }
     }
 

@@ -2,22 +2,6 @@
 
 use serde_json::{Map, Value};
 
-/// Served until the catalog lands; the family rule in `router` forwards newer `gpt-*`/`o*` ids.
-pub const MODELS: &[&str] = &[
-    "gpt-5",
-    "gpt-5-mini",
-    "gpt-5-nano",
-    "gpt-4.1",
-    "gpt-4.1-mini",
-    "gpt-4.1-nano",
-    "gpt-4o",
-    "gpt-4o-mini",
-    "o4-mini",
-    "o3",
-    "o3-mini",
-    "o1",
-];
-
 /// Reasoning models reject `max_tokens`, `temperature` and `top_p`, and only they accept
 /// `reasoning_effort`.
 pub fn is_reasoning_model(model: &str) -> bool {

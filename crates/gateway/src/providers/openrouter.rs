@@ -2,9 +2,6 @@
 
 use serde_json::{Map, Value};
 
-/// OpenRouter serves any `vendor/model` id; the router sends those here, so no fixed list.
-pub const MODELS: &[&str] = &[];
-
 pub fn headers(key: Option<&str>) -> Vec<(&'static str, String)> {
     let mut h = super::bearer(key);
     // OpenRouter's attribution headers: harmless elsewhere, useful in its dashboard.

@@ -2,8 +2,6 @@
 
 use serde_json::{Map, Value};
 
-pub const MODELS: &[&str] = &["grok-4", "grok-code-fast-1", "grok-3", "grok-3-mini"];
-
 pub fn adapt(model: &str, body: &mut Map<String, Value>) {
     // Only the grok-3-mini line takes reasoning_effort; grok-4 rejects the field.
     if !model.starts_with("grok-3-mini") {

@@ -203,9 +203,9 @@ impl Router {
                 }
             }
         }
-        // 2. Models a provider lists itself (built-in lists and the config file's `models`).
+        // 2. Models the config file declares for a provider the catalog did not already offer.
         for (i, p) in self.configured() {
-            if p.serves(model) {
+            if p.serves(model) && !out.iter().any(|c| c.order == i) {
                 push(&mut out, self.candidate(i, model, None, Source::Declared));
             }
         }
