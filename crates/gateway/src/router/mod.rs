@@ -319,7 +319,7 @@ impl Router {
                 .then_with(|| match strategy {
                     Strategy::Cost => cmp_option(ca.expected_cost, cb.expected_cost),
                     Strategy::Latency => cmp_f64(va.2.latency_ms, vb.2.latency_ms),
-                    Strategy::Priority => Ordering::Equal,
+                    Strategy::Priority => ca.order.cmp(&cb.order),
                 })
                 .then_with(|| {
                     va.2.error_rate

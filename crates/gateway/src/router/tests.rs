@@ -137,6 +137,11 @@ fn priority_and_latency_strategies() {
         .plan("m-1", &est(100_000, 0, Some(10)), Some(Strategy::Latency))
         .unwrap();
     assert_eq!(plan[0].provider.name(), "openrouter");
+    // Measured latency does not override configuration order under `priority`.
+    let plan = r
+        .plan("m-1", &est(10, 0, Some(1000)), Some(Strategy::Priority))
+        .unwrap();
+    assert_eq!(plan[0].provider.name(), "openai");
 }
 
 #[test]
