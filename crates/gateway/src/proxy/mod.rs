@@ -150,7 +150,16 @@ impl Proxy {
                         cand.health.hold(now, hold);
                     }
                     if f.provider_fault {
-                        cand.health.failure(now);
+                        let before = cand.health.view().circuit;
+                        let after = cand.health.failure(now);
+                        if after != before {
+                            tracing::warn!(
+                                provider = cand.provider.name(),
+                                "circuit {} (was {})",
+                                after.as_str(),
+                                before.as_str()
+                            );
+                        }
                     }
                     if !f.retry {
                         return Err(f.error);
