@@ -100,6 +100,15 @@ fn api_never_imports_providers_and_providers_never_import_upper_layers() {
 }
 
 #[test]
+fn the_router_decides_and_never_acts() {
+    assert_absent(
+        &crate_src("gateway").join("router"),
+        &["crate::proxy", "crate::api", "axum", "reqwest"],
+        "the router orders candidates; the proxy talks to upstreams",
+    );
+}
+
+#[test]
 fn only_api_renders_http_errors() {
     let src = crate_src("gateway");
     for f in rust_files(&src) {
