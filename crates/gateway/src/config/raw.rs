@@ -15,6 +15,22 @@ pub struct RawConfig {
     /// or any other name to declare an OpenAI-compatible (or Anthropic-compatible) provider.
     #[serde(default)]
     pub providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    pub ledger: RawLedger,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedger {
+    /// `sqlite://PATH`, `postgres://…`, or `none`/`off` (DATABASE_URL wins).
+    pub database_url: Option<String>,
+    /// Records waiting for the writer before `on_full` applies.
+    pub queue_size: Option<usize>,
+    /// Longest a record waits in a partial batch, in ms.
+    pub flush_ms: Option<u64>,
+    pub batch_size: Option<usize>,
+    /// `block` (wait briefly for room, then drop and count) or `drop` (count at once).
+    pub on_full: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
