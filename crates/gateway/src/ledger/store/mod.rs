@@ -815,8 +815,8 @@ impl Store {
     }
 
     /// Recomputes the cost of every row started in `[start, end)` from its token counts with
-    /// `price`, and moves the rollups by the difference, one transaction per page of rows. Returns
-    /// (rows examined, rows changed).
+    /// `price`, and moves the rollups by the difference, one transaction per page of rows. Rows whose
+    /// model `price` does not know are left unchanged. Returns (rows examined, rows changed).
     pub async fn reprice(
         &self,
         start: i64,
@@ -839,7 +839,12 @@ impl Store {
             let mut deltas = Vec::new();
             for r in &page {
                 examined += 1;
-                let new = price(&r.provider, &r.upstream_model).map(|p| NanoCost::from_cost(&p.cost(&r.usage())));
+                // A model with no current price keeps what it has: a catalog gap must not erase
+                // costs that were known when the request ran.
+                let Some(p) = price(&r.provider, &r.upstream_model) else {
+                    continue;
+                };
+                let new = Some(NanoCost::from_cost(&p.cost(&r.usage())));
                 if new == r.cost {
                     continue;
                 }
