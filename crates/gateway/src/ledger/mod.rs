@@ -212,3 +212,6 @@ impl Sink for Ledger {
         self.dropped(&record, "the ledger queue is full");
     }
 }
+
+#[cfg(test)]
+mod tests;
