@@ -170,6 +170,8 @@ impl Ledger {
 
 impl Sink for Ledger {
     fn submit(&self, record: UsageRecord) {
+        // The per-request log line stays (operators grep it; RUST_LOG=ekai::usage=warn silences it).
+        log_record(&record);
         let tx = match self.shared.tx.read() {
             Ok(guard) => guard.clone(),
             Err(_) => None,
