@@ -58,7 +58,9 @@ pub fn run() -> anyhow::Result<()> {
                 // TODO(catalog): wire to `crate::catalog::Catalog`'s built-in prices once the catalog
                 // issue lands on this branch. Until then no row has a price, and reprice leaves
                 // rows without a current price as they are, so this is a no-op.
-                Some(UsageAction::Reprice) => rt.block_on(usage_reprice(&config, since_ms, &|_, _| None)),
+                Some(UsageAction::Reprice) => {
+                    rt.block_on(usage_reprice(&config, since_ms, &|_, _| None))
+                }
             }
         }
     }
@@ -116,14 +118,31 @@ async fn usage_report(config: &Config, since_ms: i64, by: Option<&str>) -> anyho
             }
         }
     }
-    let total = store.aggregate(&f, None).await?.into_iter().next().map(|(_, t)| t).unwrap_or_default();
+    let total = store
+        .aggregate(&f, None)
+        .await?
+        .into_iter()
+        .next()
+        .map(|(_, t)| t)
+        .unwrap_or_default();
     rows.push(("TOTAL".to_string(), total));
     let mut out = std::io::stdout().lock();
-    writeln!(out, "usage since {} ({})", format_rfc3339(f.start_ms), store.engine())?;
+    writeln!(
+        out,
+        "usage since {} ({})",
+        format_rfc3339(f.start_ms),
+        store.engine()
+    )?;
     writeln!(
         out,
         "{:<40} {:>9} {:>7} {:>13} {:>13} {:>14} {:>9}",
-        by.unwrap_or(""), "requests", "errors", "input tok", "output tok", "cost USD", "unpriced"
+        by.unwrap_or(""),
+        "requests",
+        "errors",
+        "input tok",
+        "output tok",
+        "cost USD",
+        "unpriced"
     )?;
     let n = rows.len();
     for (i, (k, t)) in rows.iter().enumerate() {

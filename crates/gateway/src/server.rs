@@ -1,7 +1,7 @@
 //! Builds the running gateway from a `Config` and serves it until SIGINT/SIGTERM.
 
-use crate::api::{self, AppState};
 use crate::accounting::Sink;
+use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::providers::Provider;

@@ -48,16 +48,33 @@ async fn put_budget(gw: &Gateway, body: Value) -> Reply {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_land_in_the_ledger_and_usage_and_budget_report_them() {
-    let mock = ekai_mock_provider::spawn(MockConfig::default()).await.unwrap();
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
     let db_dir = scratch_dir();
     let url = format!("sqlite://{}/usage.db", db_dir.display());
     let gw = gateway_for(&mock, &[("DATABASE_URL", &url)]);
     assert!(gw.log().contains("usage ledger: sqlite://"), "{}", gw.log());
 
     let chat_url = format!("{}/v1/chat/completions", gw.url);
-    assert_eq!(post(&chat_url, &[], &chat("gpt-4o-mini", false)).await.status, 200);
-    assert_eq!(post(&chat_url, &[], &chat("gpt-4o-mini", true)).await.status, 200);
-    assert_eq!(post(&chat_url, &[], &chat("gpt-4o@status=500", false)).await.status, 500);
+    assert_eq!(
+        post(&chat_url, &[], &chat("gpt-4o-mini", false))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        post(&chat_url, &[], &chat("gpt-4o-mini", true))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        post(&chat_url, &[], &chat("gpt-4o@status=500", false))
+            .await
+            .status,
+        500
+    );
 
     let v = usage_until(&gw, "", 3).await;
     assert!(v["totalTokens"].as_u64().unwrap() > 0, "{v}");
@@ -66,17 +83,35 @@ async fn requests_land_in_the_ledger_and_usage_and_budget_report_them() {
     let records = v["records"].as_array().unwrap();
     assert_eq!(records.len(), 3);
     assert_eq!(v["errorRequests"], 1);
-    assert!(records.iter().any(|r| r["streamed"] == true && r["input_tokens"].as_u64() > Some(0)));
-    assert!(records.iter().any(|r| r["status"] == 500 && r["error_kind"].is_string()));
+    assert!(
+        records
+            .iter()
+            .any(|r| r["streamed"] == true && r["input_tokens"].as_u64() > Some(0))
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["status"] == 500 && r["error_kind"].is_string())
+    );
     // Prices come with the catalog: until then rows are unpriced, counted and shown as null.
     assert_eq!(v["unpricedRequests"], 3, "{v}");
-    assert!(records.iter().all(|r| r["priced"] == false && r["total_cost"].is_null()));
+    assert!(
+        records
+            .iter()
+            .all(|r| r["priced"] == false && r["total_cost"].is_null())
+    );
 
     let v = usage_until(&gw, "?groupBy=model&provider=openai&limit=1", 3).await;
     assert_eq!(v["records"].as_array().unwrap().len(), 1);
     assert_eq!(v["groups"].as_array().unwrap().len(), 2, "{v}");
     let v = usage_until(&gw, "?groupBy=day", 3).await;
-    assert!(v["groups"][0]["key"].as_str().unwrap().ends_with("T00:00:00.000Z"), "{v}");
+    assert!(
+        v["groups"][0]["key"]
+            .as_str()
+            .unwrap()
+            .ends_with("T00:00:00.000Z"),
+        "{v}"
+    );
 
     let csv = get(&format!("{}/usage?format=csv", gw.url), &[]).await;
     assert_eq!(csv.status, 200);
@@ -89,7 +124,10 @@ async fn requests_land_in_the_ledger_and_usage_and_budget_report_them() {
         ("groupBy=week", "groupBy"),
         ("limit=-1", "limit"),
         ("format=xml", "format"),
-        ("startTime=2030-01-01T00:00:00Z&endTime=2029-01-01T00:00:00Z", "startTime"),
+        (
+            "startTime=2030-01-01T00:00:00Z&endTime=2029-01-01T00:00:00Z",
+            "startTime",
+        ),
     ] {
         let r = get(&format!("{}/usage?{q}", gw.url), &[]).await;
         assert_eq!(r.status, 400, "{q}: {}", r.text);
@@ -100,7 +138,10 @@ async fn requests_land_in_the_ledger_and_usage_and_budget_report_them() {
     }
 
     let b = get(&format!("{}/budget", gw.url), &[]).await.json();
-    assert_eq!(b, json!({"amountUsd": null, "alertOnly": false, "window": "monthly", "spentMonthToDate": 0.0, "remaining": null}));
+    assert_eq!(
+        b,
+        json!({"amountUsd": null, "alertOnly": false, "window": "monthly", "spentMonthToDate": 0.0, "remaining": null})
+    );
     let r = put_budget(&gw, json!({"amountUsd": 12.5, "alertOnly": true})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["amountUsd"], 12.5);
@@ -117,7 +158,9 @@ async fn requests_land_in_the_ledger_and_usage_and_budget_report_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_stream_finishes_it_writes_the_row_and_exits_zero() {
-    let mock = ekai_mock_provider::spawn(MockConfig::default()).await.unwrap();
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
     let db_dir = scratch_dir();
     let url = format!("sqlite://{}/usage.db", db_dir.display());
     let mut gw = gateway_for(&mock, &[("DATABASE_URL", &url)]);
@@ -125,9 +168,10 @@ async fn sigterm_during_a_stream_finishes_it_writes_the_row_and_exits_zero() {
         "messages": [{"role": "user", "content": "hi there"}]})
     .to_string();
     let target = format!("{}/v1/messages", gw.url);
-    let stream = tokio::spawn(async move {
-        post(&target, &[("anthropic-version", "2023-06-01")], &body).await
-    });
+    let stream =
+        tokio::spawn(
+            async move { post(&target, &[("anthropic-version", "2023-06-01")], &body).await },
+        );
     // Let the stream start before the signal.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let st = std::process::Command::new("kill")
@@ -137,8 +181,14 @@ async fn sigterm_during_a_stream_finishes_it_writes_the_row_and_exits_zero() {
     assert!(st.success());
     let reply = stream.await.unwrap();
     assert_eq!(reply.status, 200);
-    assert!(reply.sse_events().iter().any(|e| e == "message_stop"), "{}", reply.text);
-    let status = gw.wait_exit(Duration::from_secs(20)).expect("gateway did not exit");
+    assert!(
+        reply.sse_events().iter().any(|e| e == "message_stop"),
+        "{}",
+        reply.text
+    );
+    let status = gw
+        .wait_exit(Duration::from_secs(20))
+        .expect("gateway did not exit");
     assert!(status.success(), "exit {status:?}\n{}", gw.log());
     let log = gw.log();
     assert!(log.contains("usage ledger drained"), "{log}");
@@ -151,7 +201,11 @@ async fn sigterm_during_a_stream_finishes_it_writes_the_row_and_exits_zero() {
         ..Default::default()
     };
     let rows = store.records(&f, 10, 0).await.unwrap();
-    assert!(rows[0].streamed && !rows[0].client_disconnected, "{:?}", rows[0]);
+    assert!(
+        rows[0].streamed && !rows[0].client_disconnected,
+        "{:?}",
+        rows[0]
+    );
     assert!(rows[0].output_tokens > 0);
     drop(gw);
     let _ = std::fs::remove_dir_all(&db_dir);

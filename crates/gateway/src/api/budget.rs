@@ -47,25 +47,47 @@ pub async fn put_budget(State(state): State<Arc<AppState>>, body: Bytes) -> Resp
     };
     let v: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
-        _ => return bad("body", "the body must be a JSON object {\"amountUsd\": number|null, \"alertOnly\": bool}"),
+        _ => {
+            return bad(
+                "body",
+                "the body must be a JSON object {\"amountUsd\": number|null, \"alertOnly\": bool}",
+            );
+        }
     };
     let amount = match v.get("amountUsd") {
         None | Some(Value::Null) => None,
         // Through the number's text, so 0.1 stays 0.1 rather than its binary approximation.
-        Some(Value::Number(n)) => match n.to_string().parse::<Decimal>().ok().or_else(|| {
-            n.as_f64().and_then(|f| Decimal::try_from(f).ok())
-        }) {
+        Some(Value::Number(n)) => match n
+            .to_string()
+            .parse::<Decimal>()
+            .ok()
+            .or_else(|| n.as_f64().and_then(|f| Decimal::try_from(f).ok()))
+        {
             Some(d) if !d.is_sign_negative() && d < Decimal::from(1_000_000_000i64) => Some(d),
-            _ => return bad("amountUsd", "amountUsd must be a non-negative number below 1e9, or null"),
+            _ => {
+                return bad(
+                    "amountUsd",
+                    "amountUsd must be a non-negative number below 1e9, or null",
+                );
+            }
         },
-        Some(_) => return bad("amountUsd", "amountUsd must be a non-negative number or null"),
+        Some(_) => {
+            return bad(
+                "amountUsd",
+                "amountUsd must be a non-negative number or null",
+            );
+        }
     };
     let alert_only = match v.get("alertOnly") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => return bad("alertOnly", "alertOnly must be a boolean"),
     };
-    if let Err(e) = ledger.budget().set(ledger.store(), amount, alert_only).await {
+    if let Err(e) = ledger
+        .budget()
+        .set(ledger.store(), amount, alert_only)
+        .await
+    {
         return db_error(&e);
     }
     tracing::info!(amount_usd = ?amount.map(|d| d.to_string()), alert_only, "budget updated");

@@ -19,11 +19,20 @@ use std::sync::Arc;
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 10_000;
 
-fn bad(param: &str, message: String) -> Response {
-    render(
-        Dialect::OpenAiChat,
-        &GatewayError::invalid(message).with_param(Some(param.to_string())),
-    )
+/// A rejected parameter: (name, message). Rendered by the handler, in OpenAI's error shape.
+struct Bad(String, String);
+
+fn bad(param: &str, message: String) -> Bad {
+    Bad(param.to_string(), message)
+}
+
+impl Bad {
+    fn render(self) -> Response {
+        render(
+            Dialect::OpenAiChat,
+            &GatewayError::invalid(self.1).with_param(Some(self.0)),
+        )
+    }
 }
 
 pub(super) fn ledger_disabled() -> Response {
@@ -48,7 +57,7 @@ pub(super) fn db_error(e: &sqlx::Error) -> Response {
     )
 }
 
-fn parse_time(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Response> {
+fn parse_time(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Bad> {
     match q.get(name) {
         None => Ok(None),
         Some(v) => parse_rfc3339(v).map(Some).ok_or_else(|| {
@@ -60,22 +69,40 @@ fn parse_time(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Re
     }
 }
 
-fn parse_int(q: &HashMap<String, String>, name: &str, default: i64, max: i64) -> Result<i64, Response> {
+fn parse_int(q: &HashMap<String, String>, name: &str, default: i64, max: i64) -> Result<i64, Bad> {
     match q.get(name) {
         None => Ok(default),
         Some(v) => match v.parse::<i64>() {
             Ok(n) if (0..=max).contains(&n) => Ok(n),
-            _ => Err(bad(name, format!("{name} must be an integer between 0 and {max}"))),
+            _ => Err(bad(
+                name,
+                format!("{name} must be an integer between 0 and {max}"),
+            )),
         },
     }
 }
 
-fn parse_request(q: &HashMap<String, String>) -> Result<(ReportRequest, bool), Response> {
+fn parse_request(q: &HashMap<String, String>) -> Result<(ReportRequest, bool), Bad> {
     const KNOWN: [&str; 10] = [
-        "startTime", "endTime", "provider", "model", "key", "groupBy", "limit", "offset", "format", "timezone",
+        "startTime",
+        "endTime",
+        "provider",
+        "model",
+        "key",
+        "groupBy",
+        "limit",
+        "offset",
+        "format",
+        "timezone",
     ];
     if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(bad(k, format!("unknown query parameter {k:?} (known: {})", KNOWN.join(", "))));
+        return Err(bad(
+            k,
+            format!(
+                "unknown query parameter {k:?} (known: {})",
+                KNOWN.join(", ")
+            ),
+        ));
     }
     let end = parse_time(q, "endTime")?.unwrap_or_else(now_ms);
     let start = parse_time(q, "startTime")?.unwrap_or(end - 7 * DAY_MS);
@@ -85,16 +112,30 @@ fn parse_request(q: &HashMap<String, String>) -> Result<(ReportRequest, bool), R
     let group_by = match q.get("groupBy") {
         None => None,
         Some(g) => Some(GroupBy::parse(g).ok_or_else(|| {
-            bad("groupBy", format!("groupBy: {g:?} is not one of hour, day, provider, model, key"))
+            bad(
+                "groupBy",
+                format!("groupBy: {g:?} is not one of hour, day, provider, model, key"),
+            )
         })?),
     };
     let csv = match q.get("format").map(String::as_str) {
         None | Some("json") => false,
         Some("csv") => true,
-        Some(other) => return Err(bad("format", format!("format: {other:?} is not json or csv"))),
+        Some(other) => {
+            return Err(bad(
+                "format",
+                format!("format: {other:?} is not json or csv"),
+            ));
+        }
     };
-    if let Some(tz) = q.get("timezone").filter(|tz| !tz.eq_ignore_ascii_case("utc")) {
-        return Err(bad("timezone", format!("timezone: only UTC is supported (got {tz:?})")));
+    if let Some(tz) = q
+        .get("timezone")
+        .filter(|tz| !tz.eq_ignore_ascii_case("utc"))
+    {
+        return Err(bad(
+            "timezone",
+            format!("timezone: only UTC is supported (got {tz:?})"),
+        ));
     }
     let nonempty = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
     Ok((
@@ -123,7 +164,7 @@ pub async fn get_usage(
     };
     let (req, csv) = match parse_request(&q) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(bad) => return bad.render(),
     };
     let report = match query::report(ledger.store(), &req).await {
         Ok(r) => r,
@@ -133,7 +174,10 @@ pub async fn get_usage(
         return (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (header::CONTENT_DISPOSITION, "attachment; filename=\"usage.csv\""),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"usage.csv\"",
+                ),
             ],
             to_csv(&report.records),
         )
@@ -162,9 +206,11 @@ pub async fn get_usage(
     });
     if let (Some((g, groups)), Some(obj)) = (&report.groups, body.as_object_mut()) {
         let key = |k: &str| match g {
-            GroupBy::Hour | GroupBy::Day => {
-                Value::String(k.parse::<i64>().map(format_rfc3339).unwrap_or_else(|_| k.to_string()))
-            }
+            GroupBy::Hour | GroupBy::Day => Value::String(
+                k.parse::<i64>()
+                    .map(format_rfc3339)
+                    .unwrap_or_else(|_| k.to_string()),
+            ),
             _ => Value::String(k.to_string()),
         };
         obj.insert(
@@ -199,7 +245,10 @@ pub async fn get_usage(
 /// extra columns.
 fn record_json(r: &Row) -> Value {
     let cost = |f: fn(&crate::ledger::store::NanoCost) -> i64| {
-        r.cost.as_ref().map(|c| json_usd(f(c))).unwrap_or(Value::Null)
+        r.cost
+            .as_ref()
+            .map(|c| json_usd(f(c)))
+            .unwrap_or(Value::Null)
     };
     json!({
         "id": r.id,
@@ -252,7 +301,9 @@ fn to_csv(rows: &[Row]) -> String {
     let usd = |n: i64| crate::ledger::money::from_nano(n).to_string();
     for r in rows {
         let c = r.cost;
-        let cost = |f: fn(&crate::ledger::store::NanoCost) -> i64| c.as_ref().map(|c| usd(f(c))).unwrap_or_default();
+        let cost = |f: fn(&crate::ledger::store::NanoCost) -> i64| {
+            c.as_ref().map(|c| usd(f(c))).unwrap_or_default()
+        };
         let fields = [
             r.request_id.clone(),
             r.attempt.to_string(),

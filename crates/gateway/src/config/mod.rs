@@ -307,7 +307,10 @@ impl Config {
     }
 }
 
-fn build_ledger(raw: &raw::RawLedger, env_url: Option<&str>) -> Result<Option<LedgerConfig>, ConfigError> {
+fn build_ledger(
+    raw: &raw::RawLedger,
+    env_url: Option<&str>,
+) -> Result<Option<LedgerConfig>, ConfigError> {
     let (url, source) = match env_url {
         Some(u) => (u.to_string(), "DATABASE_URL"),
         None => (
@@ -320,7 +323,10 @@ fn build_ledger(raw: &raw::RawLedger, env_url: Option<&str>) -> Result<Option<Le
     if matches!(url.to_ascii_lowercase().as_str(), "none" | "off") {
         return Ok(None);
     }
-    if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
         return Err(ConfigError::Invalid(format!(
             "{source} must be sqlite://PATH, postgres://… or none (got a URL with another scheme)"
         )));
@@ -328,19 +334,25 @@ fn build_ledger(raw: &raw::RawLedger, env_url: Option<&str>) -> Result<Option<Le
     let mut c = LedgerConfig::with_url(url);
     if let Some(n) = raw.queue_size {
         if n == 0 {
-            return Err(ConfigError::Invalid("ledger.queue_size must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "ledger.queue_size must be at least 1".into(),
+            ));
         }
         c.queue_size = n;
     }
     if let Some(n) = raw.batch_size {
         if !(1..=10_000).contains(&n) {
-            return Err(ConfigError::Invalid("ledger.batch_size must be between 1 and 10000".into()));
+            return Err(ConfigError::Invalid(
+                "ledger.batch_size must be between 1 and 10000".into(),
+            ));
         }
         c.batch_size = n;
     }
     if let Some(ms) = raw.flush_ms {
         if !(1..=60_000).contains(&ms) {
-            return Err(ConfigError::Invalid("ledger.flush_ms must be between 1 and 60000".into()));
+            return Err(ConfigError::Invalid(
+                "ledger.flush_ms must be between 1 and 60000".into(),
+            ));
         }
         c.flush = Duration::from_millis(ms);
     }
@@ -528,13 +540,21 @@ mod tests {
         let c = Config::from_sources(&env(&[("DATABASE_URL", "off")]), None, None).unwrap();
         assert!(c.ledger.is_none());
         let text = "[ledger]\ndatabase_url = \"postgres://u:pw@h/db\"\nqueue_size = 5\nflush_ms = 10\nbatch_size = 7\non_full = \"drop\"\n";
-        let l = Config::from_sources(&env(&[]), None, Some(text)).unwrap().ledger.unwrap();
-        assert_eq!((l.queue_size, l.batch_size, l.on_full), (5, 7, OnFull::Drop));
+        let l = Config::from_sources(&env(&[]), None, Some(text))
+            .unwrap()
+            .ledger
+            .unwrap();
+        assert_eq!(
+            (l.queue_size, l.batch_size, l.on_full),
+            (5, 7, OnFull::Drop)
+        );
         assert_eq!(l.flush, Duration::from_millis(10));
         assert_eq!(l.redacted_url(), "postgres://u:***@h/db");
-        let e = Config::from_sources(&env(&[]), None, Some("[ledger]\non_full = \"wait\"\n")).unwrap_err();
+        let e = Config::from_sources(&env(&[]), None, Some("[ledger]\non_full = \"wait\"\n"))
+            .unwrap_err();
         assert!(e.to_string().contains("ledger.on_full"), "{e}");
-        let e = Config::from_sources(&env(&[("DATABASE_URL", "mysql://x")]), None, None).unwrap_err();
+        let e =
+            Config::from_sources(&env(&[("DATABASE_URL", "mysql://x")]), None, None).unwrap_err();
         assert!(e.to_string().contains("DATABASE_URL"), "{e}");
     }
 

@@ -264,7 +264,10 @@ mod tests {
         });
         let total = *settled.lock().unwrap();
         assert!(total <= d("1") + per, "settled {total}");
-        assert!(total >= d("1"), "the cap should be reached, settled {total}");
+        assert!(
+            total >= d("1"),
+            "the cap should be reached, settled {total}"
+        );
         assert_eq!(b.status().spent_month_to_date, total);
     }
 }

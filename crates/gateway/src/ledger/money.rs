@@ -12,7 +12,11 @@ pub fn to_nano(d: Decimal) -> i64 {
     d.checked_mul(NANO)
         .map(|v| v.round())
         .and_then(|v| v.to_i64())
-        .unwrap_or(if d.is_sign_negative() { i64::MIN } else { i64::MAX })
+        .unwrap_or(if d.is_sign_negative() {
+            i64::MIN
+        } else {
+            i64::MAX
+        })
 }
 
 pub fn from_nano(n: i64) -> Decimal {

@@ -236,7 +236,10 @@ async fn batches_and_rollups_are_exact(db: &TestDb) {
     let dec: Decimal = data.iter().filter_map(|r| r.cost.map(|c| c.total)).sum();
     assert_eq!(money::from_nano(total.cost.total), dec.normalize());
     let comp = total.cost;
-    assert_eq!(comp.total, comp.input + comp.output + comp.cache_read + comp.cache_write);
+    assert_eq!(
+        comp.total,
+        comp.input + comp.output + comp.cache_read + comp.cache_write
+    );
 
     // Ragged sub-range: exact against the raw rows.
     let sub = Filter {
@@ -245,7 +248,10 @@ async fn batches_and_rollups_are_exact(db: &TestDb) {
         ..Filter::default()
     };
     let got = s.aggregate(&sub, None).await.unwrap()[0].1;
-    assert_eq!(got, expected(&data, |r| (sub.start_ms..sub.end_ms).contains(&ms(r))));
+    assert_eq!(
+        got,
+        expected(&data, |r| (sub.start_ms..sub.end_ms).contains(&ms(r)))
+    );
 
     // A second batch on the same cells adds up (upsert, not overwrite).
     insert(&s, &data[..10], 10).await;
@@ -266,14 +272,26 @@ async fn queries_group_filter_and_page(db: &TestDb) {
     };
     let by_provider = s.aggregate(&f, Some(GroupBy::Provider)).await.unwrap();
     assert_eq!(
-        by_provider.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        by_provider
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>(),
         ["anthropic", "openai"]
     );
-    assert_eq!(by_provider[1].1, expected(&data, |r| r.provider == "openai"));
+    assert_eq!(
+        by_provider[1].1,
+        expected(&data, |r| r.provider == "openai")
+    );
     let by_model = s.aggregate(&f, Some(GroupBy::Model)).await.unwrap();
     assert_eq!(by_model.len(), 3);
     let by_key = s.aggregate(&f, Some(GroupBy::Key)).await.unwrap();
-    assert_eq!(by_key[1], ("key-a".to_string(), expected(&data, |r| r.client_key_id.is_some())));
+    assert_eq!(
+        by_key[1],
+        (
+            "key-a".to_string(),
+            expected(&data, |r| r.client_key_id.is_some())
+        )
+    );
     assert_eq!(by_key[0].0, "");
     for g in [GroupBy::Day, GroupBy::Hour] {
         let groups = s.aggregate(&f, Some(g)).await.unwrap();
@@ -282,7 +300,10 @@ async fn queries_group_filter_and_page(db: &TestDb) {
             let start: i64 = k.parse().unwrap();
             let unit = if g == GroupBy::Day { DAY_MS } else { HOUR_MS };
             assert_eq!(start % unit, 0);
-            assert_eq!(*t, expected(&data, |r| (start..start + unit).contains(&ms(r))));
+            assert_eq!(
+                *t,
+                expected(&data, |r| (start..start + unit).contains(&ms(r)))
+            );
             sum.add(t);
         }
         assert_eq!(sum.requests, 1000);
@@ -296,7 +317,8 @@ async fn queries_group_filter_and_page(db: &TestDb) {
     let t = s.aggregate(&filtered, None).await.unwrap()[0].1;
     assert_eq!(
         t,
-        expected(&data, |r| r.upstream_model == "gpt-4o-mini" && r.client_key_id.is_some())
+        expected(&data, |r| r.upstream_model == "gpt-4o-mini"
+            && r.client_key_id.is_some())
     );
     let page1 = s.records(&f, 10, 0).await.unwrap();
     let page2 = s.records(&f, 10, 10).await.unwrap();
@@ -341,7 +363,11 @@ async fn two_writers_lose_nothing(db: &TestDb) {
     for i in 0..4000 {
         let r = record(i, now, "openai", "gpt-4o", i % 5 != 0);
         all.push(r.clone());
-        if i % 2 == 0 { la.submit(r) } else { lb.submit(r) }
+        if i % 2 == 0 {
+            la.submit(r)
+        } else {
+            lb.submit(r)
+        }
     }
     la.shutdown(Duration::from_secs(60)).await;
     lb.shutdown(Duration::from_secs(60)).await;
@@ -351,7 +377,10 @@ async fn two_writers_lose_nothing(db: &TestDb) {
         ..Filter::default()
     };
     assert_eq!(a.count_records().await.unwrap(), 4000);
-    assert_eq!(a.aggregate(&f, None).await.unwrap()[0].1, expected(&all, |_| true));
+    assert_eq!(
+        a.aggregate(&f, None).await.unwrap()[0].1,
+        expected(&all, |_| true)
+    );
 }
 both!(two_writers_lose_nothing);
 
@@ -364,7 +393,10 @@ async fn budget_reads_month_to_date_and_persists(db: &TestDb) {
     insert(&s, &[this_month.clone(), last_month], 10).await;
     let b = Budget::load(&s).await.unwrap();
     let spent = this_month.cost.unwrap().total;
-    assert_eq!(b.status().spent_month_to_date, money::from_nano(NanoCost::from_cost(&this_month.cost.unwrap()).total));
+    assert_eq!(
+        b.status().spent_month_to_date,
+        money::from_nano(NanoCost::from_cost(&this_month.cost.unwrap()).total)
+    );
     assert_eq!(b.status().amount, None);
     b.set(&s, Some(d("0.5")), false).await.unwrap();
     let reloaded = Budget::load(&s).await.unwrap().status();
@@ -407,7 +439,10 @@ async fn reprice_rewrites_rows_and_rollups(db: &TestDb) {
     assert_eq!(got, want);
     assert_eq!(got.unpriced, 0);
     // Unknown model: left as is.
-    let (_, changed) = s.reprice(now - DAY_MS, now + 1, &|_, _| None).await.unwrap();
+    let (_, changed) = s
+        .reprice(now - DAY_MS, now + 1, &|_, _| None)
+        .await
+        .unwrap();
     assert_eq!(changed, 0);
 }
 both!(reprice_rewrites_rows_and_rollups);

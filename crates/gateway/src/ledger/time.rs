@@ -87,8 +87,11 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     if !(1..=12).contains(&mo) || d < 1 || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
-    let days_in_month = days_from_civil(if mo == 12 { y + 1 } else { y }, if mo == 12 { 1 } else { mo as u32 + 1 }, 1)
-        - days_from_civil(y, mo as u32, 1);
+    let days_in_month = days_from_civil(
+        if mo == 12 { y + 1 } else { y },
+        if mo == 12 { 1 } else { mo as u32 + 1 },
+        1,
+    ) - days_from_civil(y, mo as u32, 1);
     if d > days_in_month {
         return None;
     }
@@ -151,7 +154,14 @@ mod tests {
         assert_eq!(format_rfc3339(t), "2024-02-29T23:59:59.500Z");
         assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00-00:30"), Some(1_800_000));
-        for bad in ["bogus", "2024-02-30T00:00:00Z", "2024-01-01", "2024-01-01T00:00:00", "2024-13-01T00:00:00Z", "2024-01-01T00:00:00+0100"] {
+        for bad in [
+            "bogus",
+            "2024-02-30T00:00:00Z",
+            "2024-01-01",
+            "2024-01-01T00:00:00",
+            "2024-13-01T00:00:00Z",
+            "2024-01-01T00:00:00+0100",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

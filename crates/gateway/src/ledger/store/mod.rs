@@ -622,7 +622,11 @@ impl Store {
 
     fn filter_sql(f: &Filter, source: Source, lo: i64, hi: i64) -> (String, Vec<Arg>) {
         let (time, model, key) = match source {
-            Source::Records => ("started_at", "upstream_model", "COALESCE(client_key_id, '')"),
+            Source::Records => (
+                "started_at",
+                "upstream_model",
+                "COALESCE(client_key_id, '')",
+            ),
             _ => ("bucket_start", "model", "client_key_id"),
         };
         let mut sql = format!("{time} >= ? AND {time} < ?");
@@ -647,8 +651,20 @@ impl Store {
         let mut merged: HashMap<String, Totals> = HashMap::new();
         for (source, lo, hi) in plan(f.start_ms, f.end_ms, group != Some(GroupBy::Hour)) {
             let (table, time, model, key, sums) = match source {
-                Source::Daily => ("usage_daily", "bucket_start", "model", "client_key_id", ROLLUP_SUMS),
-                Source::Hourly => ("usage_hourly", "bucket_start", "model", "client_key_id", ROLLUP_SUMS),
+                Source::Daily => (
+                    "usage_daily",
+                    "bucket_start",
+                    "model",
+                    "client_key_id",
+                    ROLLUP_SUMS,
+                ),
+                Source::Hourly => (
+                    "usage_hourly",
+                    "bucket_start",
+                    "model",
+                    "client_key_id",
+                    ROLLUP_SUMS,
+                ),
                 Source::Records => (
                     "usage_records",
                     "started_at",
@@ -692,7 +708,12 @@ impl Store {
     }
 
     /// Raw rows in `f`'s range, newest first.
-    pub async fn records(&self, f: &Filter, limit: i64, offset: i64) -> Result<Vec<Row>, sqlx::Error> {
+    pub async fn records(
+        &self,
+        f: &Filter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Row>, sqlx::Error> {
         let (cond, mut args) = Self::filter_sql(f, Source::Records, f.start_ms, f.end_ms);
         args.push(Arg::I(limit));
         args.push(Arg::I(offset));
@@ -704,7 +725,12 @@ impl Store {
     }
 
     /// Rows in `f`'s range with id > `after_id`, by id (stable paging while rows are rewritten).
-    async fn records_after(&self, f: &Filter, after_id: i64, limit: i64) -> Result<Vec<Row>, sqlx::Error> {
+    async fn records_after(
+        &self,
+        f: &Filter,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<Row>, sqlx::Error> {
         let (cond, mut args) = Self::filter_sql(f, Source::Records, f.start_ms, f.end_ms);
         args.push(Arg::I(after_id));
         args.push(Arg::I(limit));
@@ -720,7 +746,10 @@ impl Store {
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 let priced: bool = r.try_get("priced")?;
-                let nano = |c: &str| r.try_get::<Option<i64>, _>(c).map(Option::unwrap_or_default);
+                let nano = |c: &str| {
+                    r.try_get::<Option<i64>, _>(c)
+                        .map(Option::unwrap_or_default)
+                };
                 let cost = if priced {
                     Some(NanoCost {
                         input: nano("cost_input")?,
@@ -784,7 +813,11 @@ impl Store {
         })
     }
 
-    pub async fn set_budget(&self, amount_nano: Option<i64>, alert_only: bool) -> Result<(), sqlx::Error> {
+    pub async fn set_budget(
+        &self,
+        amount_nano: Option<i64>,
+        alert_only: bool,
+    ) -> Result<(), sqlx::Error> {
         dispatch!(self, |pool, pg| {
             sqlx::query(&placeholders(
                 pg,
@@ -844,13 +877,13 @@ impl Store {
                 let Some(p) = price(&r.provider, &r.upstream_model) else {
                     continue;
                 };
-                let new = Some(NanoCost::from_cost(&p.cost(&r.usage())));
+                let n = NanoCost::from_cost(&p.cost(&r.usage()));
+                let new = Some(n);
                 if new == r.cost {
                     continue;
                 }
                 changed += 1;
                 let old = r.cost.unwrap_or_default();
-                let n = new.unwrap_or_default();
                 let delta = Totals {
                     cost: NanoCost {
                         input: n.input - old.input,
@@ -859,7 +892,7 @@ impl Store {
                         cache_write: n.cache_write - old.cache_write,
                         total: n.total - old.total,
                     },
-                    unpriced: i64::from(new.is_none()) - i64::from(r.cost.is_none()),
+                    unpriced: -i64::from(r.cost.is_none()),
                     ..Totals::default()
                 };
                 let mut moved = r.clone();
@@ -877,7 +910,11 @@ impl Store {
         Ok((examined, changed))
     }
 
-    async fn apply_reprice(&self, rows: &[Row], deltas: &[(Row, Totals)]) -> Result<(), sqlx::Error> {
+    async fn apply_reprice(
+        &self,
+        rows: &[Row],
+        deltas: &[(Row, Totals)],
+    ) -> Result<(), sqlx::Error> {
         dispatch!(self, |pool, pg| {
             let mut tx = pool.begin().await?;
             let upd = placeholders(
@@ -898,7 +935,10 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            for (table, bucket) in [("usage_hourly", hour_start as fn(i64) -> i64), ("usage_daily", day_start)] {
+            for (table, bucket) in [
+                ("usage_hourly", hour_start as fn(i64) -> i64),
+                ("usage_daily", day_start),
+            ] {
                 let sql = rollup_upsert_sql(table);
                 let sql = placeholders(pg, &sql);
                 for (r, d) in deltas {

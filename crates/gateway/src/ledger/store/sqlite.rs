@@ -30,7 +30,10 @@ impl SqliteStore {
             && !parent.as_os_str().is_empty()
         {
             std::fs::create_dir_all(parent).map_err(|e| {
-                anyhow::anyhow!("cannot create the ledger directory {}: {e}", parent.display())
+                anyhow::anyhow!(
+                    "cannot create the ledger directory {}: {e}",
+                    parent.display()
+                )
             })?;
         }
         // WAL lets /usage read while the writer commits; NORMAL is durable across a process crash
