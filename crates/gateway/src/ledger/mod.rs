@@ -214,6 +214,3 @@ impl Sink for Ledger {
         self.dropped(&record, "the ledger queue is full");
     }
 }
-
-#[cfg(test)]
-mod tests;

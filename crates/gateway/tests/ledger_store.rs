@@ -8,14 +8,16 @@
     clippy::disallowed_methods
 )]
 
-use super::store::{Filter, GroupBy, NanoCost, Store, Totals};
-use super::time::{DAY_MS, HOUR_MS, day_start, month_start, now_ms};
-use super::*;
-use crate::catalog::Price;
+use ekai_gateway::accounting::{Sink, UsageRecord};
+use ekai_gateway::catalog::Price;
+use ekai_gateway::ledger::store::{self, Filter, GroupBy, NanoCost, Store, Totals};
+use ekai_gateway::ledger::time::{DAY_MS, HOUR_MS, day_start, month_start, now_ms};
+use ekai_gateway::ledger::{Budget, Ledger, money};
 use ekai_wire::canonical::{Dialect, Usage};
 use rust_decimal::Decimal;
 use std::str::FromStr;
 use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
@@ -34,7 +36,7 @@ fn unique() -> String {
     )
 }
 
-pub(crate) struct TestDb {
+struct TestDb {
     pub url: String,
     schema: Option<String>,
     dir: Option<std::path::PathBuf>,
@@ -133,13 +135,7 @@ fn price() -> Price {
     }
 }
 
-pub(crate) fn record(
-    i: usize,
-    at_ms: i64,
-    provider: &str,
-    model: &str,
-    priced: bool,
-) -> UsageRecord {
+fn record(i: usize, at_ms: i64, provider: &str, model: &str, priced: bool) -> UsageRecord {
     let usage = Usage {
         input_tokens: 1000 + i as u64 % 97,
         output_tokens: 200 + i as u64 % 13,
@@ -337,7 +333,7 @@ both!(queries_group_filter_and_page);
 
 async fn writer_drains_on_shutdown(db: &TestDb) {
     let s = db.open().await;
-    let mut cfg = crate::config::LedgerConfig::with_url(db.url.clone());
+    let mut cfg = ekai_gateway::config::LedgerConfig::with_url(db.url.clone());
     cfg.queue_size = 20_000;
     let ledger = Ledger::with_store(s.clone(), &cfg).await.unwrap();
     let now = now_ms();
@@ -355,7 +351,7 @@ both!(writer_drains_on_shutdown);
 async fn two_writers_lose_nothing(db: &TestDb) {
     // Two gateway instances on one database: inserts only, additive rollup upserts.
     let (a, b) = (db.open().await, db.open().await);
-    let cfg = crate::config::LedgerConfig::with_url(db.url.clone());
+    let cfg = ekai_gateway::config::LedgerConfig::with_url(db.url.clone());
     let la = Ledger::with_store(a.clone(), &cfg).await.unwrap();
     let lb = Ledger::with_store(b, &cfg).await.unwrap();
     let now = now_ms() - 1000;
@@ -450,10 +446,10 @@ both!(reprice_rewrites_rows_and_rollups);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_queue_with_drop_policy_counts_every_drop() {
     let db = TestDb::sqlite();
-    let mut cfg = crate::config::LedgerConfig::with_url(db.url.clone());
+    let mut cfg = ekai_gateway::config::LedgerConfig::with_url(db.url.clone());
     cfg.queue_size = 1;
     cfg.batch_size = 1;
-    cfg.on_full = crate::config::OnFull::Drop;
+    cfg.on_full = ekai_gateway::config::OnFull::Drop;
     let s = db.open().await;
     let ledger = Ledger::with_store(s.clone(), &cfg).await.unwrap();
     let now = now_ms();
@@ -471,7 +467,7 @@ async fn full_queue_with_drop_policy_counts_every_drop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_after_shutdown_is_counted() {
     let db = TestDb::sqlite();
-    let cfg = crate::config::LedgerConfig::with_url(db.url.clone());
+    let cfg = ekai_gateway::config::LedgerConfig::with_url(db.url.clone());
     let ledger = Ledger::open(&cfg).await.unwrap();
     let other = ledger.clone();
     ledger.shutdown(Duration::from_secs(5)).await;
