@@ -1,4 +1,4 @@
-//! Command line: `ekai-gateway [--config PATH] [serve|check|models]`.
+//! Command line: `ekai-gateway [--config PATH] [serve|check|models|usage [reprice]]`.
 
 use crate::config::Config;
 use anyhow::Context;
@@ -25,6 +25,23 @@ enum Command {
     /// List the model catalog (with the config file's `[[models]]` applied) and which providers
     /// have credentials.
     Models,
+    /// Print usage and cost from the ledger: `usage --since 7d --by model`.
+    Usage {
+        /// `7d`, `24h`, `30m` or an RFC 3339 timestamp (default 7d).
+        #[arg(long, global = true)]
+        since: Option<String>,
+        /// Break the totals down by `model`, `provider` or `day`.
+        #[arg(long)]
+        by: Option<String>,
+        #[command(subcommand)]
+        action: Option<UsageAction>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsageAction {
+    /// Recompute the cost of stored rows from their token counts with the current prices.
+    Reprice,
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -35,13 +52,144 @@ pub fn run() -> anyhow::Result<()> {
         Command::Models => models(&config),
         Command::Serve => {
             init_logging(&config.log_filter);
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?
-                .block_on(crate::server::serve(config))
+            runtime()?.block_on(crate::server::serve(config))
+        }
+        Command::Usage { since, by, action } => {
+            let since_ms = parse_since(since.as_deref().unwrap_or("7d"))?;
+            let rt = runtime()?;
+            match action {
+                None => rt.block_on(usage_report(&config, since_ms, by.as_deref())),
+                Some(UsageAction::Reprice) => {
+                    let catalog = crate::catalog::Catalog::embedded()?
+                        .with_overrides(config.model_overrides.clone());
+                    // Rows store the upstream id the provider was sent.
+                    let price = |provider: &str, model: &str| {
+                        catalog
+                            .for_provider(provider)
+                            .find(|e| {
+                                e.upstream == model
+                                    || e.id == model
+                                    || e.aliases.iter().any(|a| a == model)
+                            })
+                            .and_then(|e| e.price.clone())
+                    };
+                    rt.block_on(usage_reprice(&config, since_ms, &price))
+                }
+            }
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn parse_since(s: &str) -> anyhow::Result<i64> {
+    use crate::ledger::time::{now_ms, parse_rfc3339, parse_span};
+    parse_span(s)
+        .map(|span| now_ms() - span)
+        .or_else(|| parse_rfc3339(s))
+        .ok_or_else(|| anyhow::anyhow!("--since {s:?}: use 7d, 24h, 30m or an RFC 3339 timestamp"))
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<crate::ledger::Store> {
+    let Some(l) = &config.ledger else {
+        anyhow::bail!("the usage ledger is disabled (DATABASE_URL=none)");
+    };
+    crate::ledger::Store::open(&l.database_url)
+        .await
+        .with_context(|| format!("opening the usage ledger at {}", l.redacted_url()))
+}
+
+async fn usage_report(config: &Config, since_ms: i64, by: Option<&str>) -> anyhow::Result<()> {
+    use crate::ledger::money::from_nano;
+    use crate::ledger::query::{Filter, GroupBy};
+    use crate::ledger::time::{format_rfc3339, now_ms};
+    let group = match by {
+        None => None,
+        Some("model") => Some(GroupBy::Model),
+        Some("provider") => Some(GroupBy::Provider),
+        Some("day") => Some(GroupBy::Day),
+        Some(other) => anyhow::bail!("--by {other:?}: use model, provider or day"),
+    };
+    let store = open_store(config).await?;
+    let f = Filter {
+        start_ms: since_ms,
+        end_ms: now_ms(),
+        ..Filter::default()
+    };
+    let mut rows = match group {
+        Some(g) => store.aggregate(&f, Some(g)).await?,
+        None => Vec::new(),
+    };
+    if group == Some(GroupBy::Day) {
+        for (k, _) in &mut rows {
+            if let Ok(ms) = k.parse::<i64>() {
+                *k = format_rfc3339(ms)[..10].to_string();
+            }
+        }
+    }
+    let total = store
+        .aggregate(&f, None)
+        .await?
+        .into_iter()
+        .next()
+        .map(|(_, t)| t)
+        .unwrap_or_default();
+    rows.push(("TOTAL".to_string(), total));
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "usage since {} ({})",
+        format_rfc3339(f.start_ms),
+        store.engine()
+    )?;
+    writeln!(
+        out,
+        "{:<40} {:>9} {:>7} {:>13} {:>13} {:>14} {:>9}",
+        by.unwrap_or(""),
+        "requests",
+        "errors",
+        "input tok",
+        "output tok",
+        "cost USD",
+        "unpriced"
+    )?;
+    let n = rows.len();
+    for (i, (k, t)) in rows.iter().enumerate() {
+        if i + 1 == n && n > 1 {
+            writeln!(out, "{}", "-".repeat(111))?;
+        }
+        writeln!(
+            out,
+            "{:<40} {:>9} {:>7} {:>13} {:>13} {:>14} {:>9}",
+            if k.is_empty() { "(none)" } else { k },
+            t.requests,
+            t.errors,
+            t.input_tokens,
+            t.output_tokens,
+            from_nano(t.cost.total).round_dp(6).to_string(),
+            t.unpriced
+        )?;
+    }
+    Ok(())
+}
+
+async fn usage_reprice(
+    config: &Config,
+    since_ms: i64,
+    price: &dyn Fn(&str, &str) -> Option<crate::catalog::Price>,
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let (examined, changed) = store
+        .reprice(since_ms, crate::ledger::time::now_ms() + 1, price)
+        .await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "repriced: {changed} of {examined} rows changed")?;
+    Ok(())
 }
 
 fn init_logging(filter: &str) {

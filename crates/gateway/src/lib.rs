@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod ledger;
 pub mod providers;
 pub mod proxy;
 pub mod router;

@@ -1,7 +1,9 @@
 //! Builds the running gateway from a `Config` and serves it until SIGINT/SIGTERM.
 
+use crate::accounting::Sink;
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::ledger::Ledger;
 use crate::providers::Provider;
 use crate::proxy::Proxy;
 use crate::router::Router;
@@ -38,6 +40,11 @@ fn seed() -> u64 {
 }
 
 pub fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
+    build_state_with(config, None)
+}
+
+/// Builds the state with the ledger as the proxy's sink (or the log sink when there is none).
+pub fn build_state_with(config: &Config, ledger: Option<Ledger>) -> anyhow::Result<Arc<AppState>> {
     let providers = config
         .providers
         .iter()
@@ -58,9 +65,14 @@ pub fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
         client: http_client(config)?,
         timeouts: config.timeouts.clone(),
         instance_id: format!("{id:016x}"),
-        sink: Arc::new(crate::accounting::LogSink),
+        sink: match &ledger {
+            Some(l) => Arc::new(l.clone()) as Arc<dyn Sink>,
+            None => Arc::new(crate::accounting::LogSink),
+        },
     };
-    Ok(Arc::new(AppState::new(proxy, config.body_limit, id)))
+    Ok(Arc::new(
+        AppState::new(proxy, config.body_limit, id).with_ledger(ledger),
+    ))
 }
 
 pub fn log_providers(config: &Config) {
@@ -84,8 +96,28 @@ pub fn log_providers(config: &Config) {
     }
 }
 
+/// How long the ledger may take to write what is still queued once the server has stopped.
+const LEDGER_DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+pub async fn open_ledger(config: &Config) -> anyhow::Result<Option<Ledger>> {
+    let Some(cfg) = &config.ledger else {
+        tracing::info!("usage ledger disabled (DATABASE_URL=none): usage is only logged");
+        return Ok(None);
+    };
+    let ledger = Ledger::open(cfg)
+        .await
+        .with_context(|| format!("opening the usage ledger at {}", cfg.redacted_url()))?;
+    tracing::info!(
+        "usage ledger: {} ({})",
+        cfg.redacted_url(),
+        ledger.store().engine()
+    );
+    Ok(Some(ledger))
+}
+
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let state = build_state(&config)?;
+    let ledger = open_ledger(&config).await?;
+    let state = build_state_with(&config, ledger.clone())?;
     let app = api::router(state);
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -101,6 +133,28 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server error")?;
+    if let Some(ledger) = ledger {
+        tracing::info!(
+            "draining the usage ledger (deadline {}s)",
+            LEDGER_DRAIN_DEADLINE.as_secs()
+        );
+        let report = ledger.shutdown(LEDGER_DRAIN_DEADLINE).await;
+        let c = report.counters;
+        if report.drained {
+            tracing::info!(
+                written = c.written,
+                dropped = c.dropped,
+                failed = c.failed,
+                "usage ledger drained"
+            );
+        } else {
+            tracing::error!(
+                written = c.written,
+                queued = c.queued,
+                "usage ledger did not drain before the deadline; queued records are lost"
+            );
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

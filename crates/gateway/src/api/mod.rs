@@ -1,9 +1,12 @@
 //! The HTTP surface: one file per inbound concern; errors rendered only here (`error`).
 
+mod budget;
 mod error;
 mod generate;
 mod info;
+mod usage;
 
+use crate::ledger::Ledger;
 use crate::proxy::Proxy;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -14,6 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct AppState {
     pub proxy: Proxy,
     pub body_limit: usize,
+    /// None when the ledger is disabled; `/usage` and `/budget` then answer 503.
+    pub ledger: Option<Ledger>,
     request_seq: AtomicU64,
     /// Mixed into request ids so two processes do not repeat each other's ids.
     id_seed: u64,
@@ -24,9 +29,15 @@ impl AppState {
         AppState {
             proxy,
             body_limit,
+            ledger: None,
             request_seq: AtomicU64::new(0),
             id_seed,
         }
+    }
+
+    pub fn with_ledger(mut self, ledger: Option<Ledger>) -> Self {
+        self.ledger = ledger;
+        self
     }
 
     pub fn next_request_id(&self) -> String {
@@ -51,6 +62,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/chat/completions", post(generate::chat_completions))
         .route("/v1/messages", post(generate::messages))
         .route("/v1/messages/count_tokens", post(generate::count_tokens))
+        .route("/usage", get(usage::get_usage))
+        .route("/budget", get(budget::get_budget).put(budget::put_budget))
         .fallback(info::not_found)
         .layer(DefaultBodyLimit::disable())
         .with_state(state)

@@ -188,6 +188,62 @@ impl Default for BreakerSettings {
     }
 }
 
+/// What the ledger does when its queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFull {
+    /// Hold the submitting request briefly for room, then drop (counted and logged).
+    Block,
+    /// Drop at once (counted and logged).
+    Drop,
+}
+
+#[derive(Clone)]
+pub struct LedgerConfig {
+    /// `sqlite://…` or `postgres://…` (userinfo may hold a password: never logged, see `redacted_url`).
+    pub database_url: String,
+    pub queue_size: usize,
+    pub flush: Duration,
+    pub batch_size: usize,
+    pub on_full: OnFull,
+}
+
+impl std::fmt::Debug for LedgerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerConfig")
+            .field("database_url", &self.redacted_url())
+            .field("queue_size", &self.queue_size)
+            .field("flush", &self.flush)
+            .field("batch_size", &self.batch_size)
+            .field("on_full", &self.on_full)
+            .finish()
+    }
+}
+
+impl LedgerConfig {
+    /// The defaults, with another database (tests, tools).
+    pub fn with_url(database_url: impl Into<String>) -> LedgerConfig {
+        LedgerConfig {
+            database_url: database_url.into(),
+            queue_size: 10_000,
+            flush: Duration::from_millis(50),
+            batch_size: 256,
+            on_full: OnFull::Block,
+        }
+    }
+
+    /// The URL without its password, for logs.
+    pub fn redacted_url(&self) -> String {
+        let u = &self.database_url;
+        match (u.find("://"), u.find('@')) {
+            (Some(s), Some(at)) if at > s => match u[s + 3..at].find(':') {
+                Some(c) => format!("{}:***{}", &u[..s + 3 + c], &u[at..]),
+                None => u.clone(),
+            },
+            _ => u.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub host: IpAddr,
@@ -206,6 +262,8 @@ pub struct Config {
     pub gemini_key_present: bool,
     /// `[[models]]` from the file, validated; applied with `Catalog::with_overrides`.
     pub model_overrides: Vec<crate::catalog::ModelEntry>,
+    /// None when the ledger is disabled (`DATABASE_URL=none`): records are then only logged.
+    pub ledger: Option<LedgerConfig>,
 }
 
 impl Config {
@@ -327,6 +385,8 @@ impl Config {
             providers.push(build_provider(&name, ProviderKind::Compatible, over, &get)?);
         }
 
+        let ledger = build_ledger(&raw.ledger, get("DATABASE_URL"))?;
+
         Ok(Config {
             host,
             port,
@@ -340,6 +400,7 @@ impl Config {
             config_file: path.map(Path::to_path_buf),
             gemini_key_present,
             model_overrides,
+            ledger,
         })
     }
 
@@ -378,6 +439,67 @@ fn build_routing(raw: raw::RawRouting) -> Result<Routing, ConfigError> {
         typical_output_tokens: raw.typical_output_tokens.unwrap_or(1024),
         rules,
     })
+}
+
+fn build_ledger(
+    raw: &raw::RawLedger,
+    env_url: Option<&str>,
+) -> Result<Option<LedgerConfig>, ConfigError> {
+    let (url, source) = match env_url {
+        Some(u) => (u.to_string(), "DATABASE_URL"),
+        None => (
+            raw.database_url
+                .clone()
+                .unwrap_or_else(|| "sqlite://data/usage.db".to_string()),
+            "ledger.database_url",
+        ),
+    };
+    if matches!(url.to_ascii_lowercase().as_str(), "none" | "off") {
+        return Ok(None);
+    }
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
+        return Err(ConfigError::Invalid(format!(
+            "{source} must be sqlite://PATH, postgres://… or none (got a URL with another scheme)"
+        )));
+    }
+    let mut c = LedgerConfig::with_url(url);
+    if let Some(n) = raw.queue_size {
+        if n == 0 {
+            return Err(ConfigError::Invalid(
+                "ledger.queue_size must be at least 1".into(),
+            ));
+        }
+        c.queue_size = n;
+    }
+    if let Some(n) = raw.batch_size {
+        if !(1..=10_000).contains(&n) {
+            return Err(ConfigError::Invalid(
+                "ledger.batch_size must be between 1 and 10000".into(),
+            ));
+        }
+        c.batch_size = n;
+    }
+    if let Some(ms) = raw.flush_ms {
+        if !(1..=60_000).contains(&ms) {
+            return Err(ConfigError::Invalid(
+                "ledger.flush_ms must be between 1 and 60000".into(),
+            ));
+        }
+        c.flush = Duration::from_millis(ms);
+    }
+    c.on_full = match raw.on_full.as_deref() {
+        None | Some("block") => OnFull::Block,
+        Some("drop") => OnFull::Drop,
+        Some(other) => {
+            return Err(ConfigError::Invalid(format!(
+                "ledger.on_full: unknown policy {other:?} (use \"block\" or \"drop\")"
+            )));
+        }
+    };
+    Ok(Some(c))
 }
 
 fn parse_file(text: &str) -> Result<RawConfig, String> {
@@ -569,6 +691,33 @@ mod tests {
         assert!(e.to_string().contains("PORT"));
         let e = Config::from_sources(&env(&[("HOST", "nope")]), None, None).unwrap_err();
         assert!(e.to_string().contains("HOST"));
+    }
+
+    #[test]
+    fn ledger_defaults_env_override_and_validation() {
+        let c = Config::from_sources(&env(&[]), None, None).unwrap();
+        let l = c.ledger.unwrap();
+        assert_eq!(l.database_url, "sqlite://data/usage.db");
+        assert_eq!(l.on_full, OnFull::Block);
+        let c = Config::from_sources(&env(&[("DATABASE_URL", "off")]), None, None).unwrap();
+        assert!(c.ledger.is_none());
+        let text = "[ledger]\ndatabase_url = \"postgres://u:pw@h/db\"\nqueue_size = 5\nflush_ms = 10\nbatch_size = 7\non_full = \"drop\"\n";
+        let l = Config::from_sources(&env(&[]), None, Some(text))
+            .unwrap()
+            .ledger
+            .unwrap();
+        assert_eq!(
+            (l.queue_size, l.batch_size, l.on_full),
+            (5, 7, OnFull::Drop)
+        );
+        assert_eq!(l.flush, Duration::from_millis(10));
+        assert_eq!(l.redacted_url(), "postgres://u:***@h/db");
+        let e = Config::from_sources(&env(&[]), None, Some("[ledger]\non_full = \"wait\"\n"))
+            .unwrap_err();
+        assert!(e.to_string().contains("ledger.on_full"), "{e}");
+        let e =
+            Config::from_sources(&env(&[("DATABASE_URL", "mysql://x")]), None, None).unwrap_err();
+        assert!(e.to_string().contains("DATABASE_URL"), "{e}");
     }
 
     #[test]

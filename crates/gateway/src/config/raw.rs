@@ -23,6 +23,8 @@ pub struct RawConfig {
     /// `provider` and `id` (a price the user negotiated, a model the catalog lacks).
     #[serde(default)]
     pub models: Vec<RawModelOverride>,
+    #[serde(default)]
+    pub ledger: RawLedger,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +57,20 @@ pub struct RawHealth {
     pub min_requests: Option<usize>,
     pub window_ms: Option<u64>,
     pub cooldown_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedger {
+    /// `sqlite://PATH`, `postgres://…`, or `none`/`off` (DATABASE_URL wins).
+    pub database_url: Option<String>,
+    /// Records waiting for the writer before `on_full` applies.
+    pub queue_size: Option<usize>,
+    /// Longest a record waits in a partial batch, in ms.
+    pub flush_ms: Option<u64>,
+    pub batch_size: Option<usize>,
+    /// `block` (wait briefly for room, then drop and count) or `drop` (count at once).
+    pub on_full: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

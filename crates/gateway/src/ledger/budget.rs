@@ -1,0 +1,273 @@
+//! The monthly spending cap.
+//!
+//! Spent month-to-date = what the daily rollups hold (read at open, refreshed by the writer, and
+//! advanced by every batch it commits) + costs settled but not yet written + costs reserved by
+//! requests still running. Admission ([`Budget::try_reserve`]) checks and reserves under one lock,
+//! so concurrent requests cannot all slip under the cap: once spent + reserved reaches the cap,
+//! everyone else is refused, and the overshoot is bounded by what was already in flight.
+
+use super::money::{from_nano, to_nano};
+use super::store::{Row, Store};
+use super::time::{month_start, now_ms};
+use rust_decimal::Decimal;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+#[derive(Debug, Default)]
+struct State {
+    /// nano-USD; None = no cap.
+    cap: Option<i64>,
+    alert_only: bool,
+    /// Month (its start, ms) the sums below belong to.
+    month: i64,
+    /// Committed to the database this month.
+    written: i64,
+    /// Settled by requests of this process, not yet committed by the writer.
+    in_transit: i64,
+    /// Reserved by requests still running.
+    reserved: i64,
+}
+
+impl State {
+    fn roll_month(&mut self) {
+        let m = month_start(now_ms());
+        if m != self.month {
+            self.month = m;
+            self.written = 0;
+            self.in_transit = 0;
+        }
+    }
+
+    fn spent(&self) -> i64 {
+        self.written + self.in_transit + self.reserved
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct Budget {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("monthly budget of ${cap} reached (spent ${spent} this month)")]
+pub struct BudgetExceeded {
+    pub cap: Decimal,
+    pub spent: Decimal,
+}
+
+/// What `GET /budget` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetStatus {
+    pub amount: Option<Decimal>,
+    pub alert_only: bool,
+    pub spent_month_to_date: Decimal,
+    /// None when there is no cap; never negative.
+    pub remaining: Option<Decimal>,
+}
+
+/// An admitted request's expected cost. Settle it with the actual cost; dropping it unsettled
+/// releases it (the request failed before costing anything).
+#[must_use = "a reservation is released when dropped"]
+pub struct Reservation {
+    budget: Budget,
+    amount: i64,
+    done: bool,
+}
+
+impl Budget {
+    pub async fn load(store: &Store) -> Result<Budget, sqlx::Error> {
+        let b = Budget::default();
+        b.refresh(store).await?;
+        Ok(b)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means a panic elsewhere; the sums are still plain integers.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Re-reads the cap and the month's spend from the database.
+    pub async fn refresh(&self, store: &Store) -> Result<(), sqlx::Error> {
+        let month = month_start(now_ms());
+        let (cap, alert_only) = store.get_budget().await?;
+        let written = store.spent_since(month).await?;
+        let mut s = self.lock();
+        s.cap = cap;
+        s.alert_only = alert_only;
+        if s.month != month {
+            s.in_transit = 0;
+        }
+        s.month = month;
+        s.written = written;
+        Ok(())
+    }
+
+    /// Stores a new cap and applies it at once.
+    pub async fn set(
+        &self,
+        store: &Store,
+        amount: Option<Decimal>,
+        alert_only: bool,
+    ) -> Result<(), sqlx::Error> {
+        let nano = amount.map(to_nano);
+        store.set_budget(nano, alert_only).await?;
+        let mut s = self.lock();
+        s.cap = nano;
+        s.alert_only = alert_only;
+        Ok(())
+    }
+
+    pub fn status(&self) -> BudgetStatus {
+        let mut s = self.lock();
+        s.roll_month();
+        let spent = s.spent();
+        BudgetStatus {
+            amount: s.cap.map(from_nano),
+            alert_only: s.alert_only,
+            spent_month_to_date: from_nano(spent),
+            remaining: s.cap.map(|c| from_nano((c - spent).max(0))),
+        }
+    }
+
+    /// Admits a request expected to cost `expected` unless the cap is already reached (spent +
+    /// reserved ≥ cap) and not alert-only. Check and reservation are one step under the lock.
+    pub fn try_reserve(&self, expected: Decimal) -> Result<Reservation, BudgetExceeded> {
+        let amount = to_nano(expected).max(0);
+        let mut s = self.lock();
+        s.roll_month();
+        if let Some(cap) = s.cap {
+            let spent = s.spent();
+            if spent >= cap {
+                if s.alert_only {
+                    tracing::warn!(
+                        cap = %from_nano(cap),
+                        spent = %from_nano(spent),
+                        "monthly budget reached (alert only: request admitted)"
+                    );
+                } else {
+                    return Err(BudgetExceeded {
+                        cap: from_nano(cap),
+                        spent: from_nano(spent),
+                    });
+                }
+            }
+        }
+        s.reserved += amount;
+        Ok(Reservation {
+            budget: self.clone(),
+            amount,
+            done: false,
+        })
+    }
+
+    /// Called by the writer after a batch commits: those costs move from "in transit" to "written".
+    pub(crate) fn on_written(&self, rows: &[Row]) {
+        let mut s = self.lock();
+        s.roll_month();
+        let month = s.month;
+        let cost: i64 = rows
+            .iter()
+            .filter(|r| r.started_at >= month)
+            .filter_map(|r| r.cost.map(|c| c.total))
+            .sum();
+        s.written += cost;
+        // Rows of requests that never reserved (or of another month) may subtract more than was
+        // settled here; clamping keeps the estimate conservative rather than negative.
+        s.in_transit = (s.in_transit - cost).max(0);
+    }
+}
+
+impl Reservation {
+    pub fn amount(&self) -> Decimal {
+        from_nano(self.amount)
+    }
+
+    /// Replaces the reservation with the actual cost (None = unpriced or nothing charged).
+    pub fn settle(mut self, actual: Option<Decimal>) {
+        self.done = true;
+        let mut s = self.budget.lock();
+        s.reserved -= self.amount;
+        s.in_transit += actual.map(to_nano).unwrap_or(0).max(0);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.done {
+            self.budget.lock().reserved -= self.amount;
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    fn capped(cap: &str, alert_only: bool) -> Budget {
+        let b = Budget::default();
+        {
+            let mut s = b.lock();
+            s.roll_month();
+            s.cap = Some(to_nano(d(cap)));
+            s.alert_only = alert_only;
+        }
+        b
+    }
+
+    #[test]
+    fn reserve_settle_and_release() {
+        let b = capped("1", false);
+        let r = b.try_reserve(d("0.4")).unwrap();
+        assert_eq!(b.status().spent_month_to_date, d("0.4"));
+        r.settle(Some(d("0.3")));
+        assert_eq!(b.status().spent_month_to_date, d("0.3"));
+        let r = b.try_reserve(d("0.5")).unwrap();
+        drop(r);
+        assert_eq!(b.status().remaining, Some(d("0.7")));
+        let r = b.try_reserve(d("0.69")).unwrap();
+        r.settle(Some(d("0.7")));
+        assert_eq!(b.status().remaining, Some(d("0")));
+        assert!(b.try_reserve(d("0.01")).is_err());
+    }
+
+    #[test]
+    fn alert_only_admits_past_the_cap_and_no_cap_admits_everything() {
+        let b = capped("0", true);
+        assert!(b.try_reserve(d("1")).is_ok());
+        let b = Budget::default();
+        assert!(b.try_reserve(d("1000")).is_ok());
+        assert_eq!(b.status().remaining, None);
+    }
+
+    #[test]
+    fn concurrent_reservations_do_not_overshoot_beyond_one_request() {
+        let b = capped("1", false);
+        let per = d("0.07");
+        let settled = Arc::new(Mutex::new(Decimal::ZERO));
+        std::thread::scope(|scope| {
+            for _ in 0..50 {
+                let b = b.clone();
+                let settled = Arc::clone(&settled);
+                scope.spawn(move || {
+                    if let Ok(r) = b.try_reserve(per) {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        r.settle(Some(per));
+                        *settled.lock().unwrap() += per;
+                    }
+                });
+            }
+        });
+        let total = *settled.lock().unwrap();
+        assert!(total <= d("1") + per, "settled {total}");
+        assert!(
+            total >= d("1"),
+            "the cap should be reached, settled {total}"
+        );
+        assert_eq!(b.status().spent_month_to_date, total);
+    }
+}

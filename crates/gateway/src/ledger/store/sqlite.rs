@@ -1,0 +1,53 @@
+//! SQLite: the default store, one file beside the gateway.
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "usage",
+    include_str!("../../../migrations/sqlite/0001_usage.sql"),
+)];
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pub pool: sqlx::SqlitePool,
+}
+
+/// The file path inside `sqlite://PATH[?query]` (None for in-memory databases).
+fn file_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> anyhow::Result<SqliteStore> {
+        if let Some(parent) = file_path(url).and_then(|p| std::path::Path::new(p).parent())
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot create the ledger directory {}: {e}",
+                    parent.display()
+                )
+            })?;
+        }
+        // WAL lets /usage read while the writer commits; NORMAL is durable across a process crash
+        // (the WAL is fsynced at checkpoints; only an OS crash can lose the last transactions).
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await?;
+        Ok(SqliteStore { pool })
+    }
+}

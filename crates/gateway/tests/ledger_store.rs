@@ -1,0 +1,491 @@
+//! Ledger tests. Every store test runs twice: on SQLite (a temp file) and on Postgres
+//! (127.0.0.1:5432, database `test`, one fresh schema per test). The Postgres variants FAIL when the
+//! server is unreachable, unless EKAI_SKIP_POSTGRES=1.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
+
+use ekai_gateway::accounting::{Sink, UsageRecord};
+use ekai_gateway::catalog::Price;
+use ekai_gateway::ledger::store::{self, Filter, GroupBy, NanoCost, Store, Totals};
+use ekai_gateway::ledger::time::{DAY_MS, HOUR_MS, day_start, month_start, now_ms};
+use ekai_gateway::ledger::{Budget, Ledger, money};
+use ekai_wire::canonical::{Dialect, Usage};
+use rust_decimal::Decimal;
+use std::str::FromStr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+fn unique() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+struct TestDb {
+    pub url: String,
+    schema: Option<String>,
+    dir: Option<std::path::PathBuf>,
+}
+
+impl TestDb {
+    fn sqlite() -> TestDb {
+        let dir = std::env::temp_dir().join(format!("ekai-ledger-{}", unique()));
+        TestDb {
+            url: format!("sqlite://{}/nested/usage.db", dir.display()),
+            schema: None,
+            dir: Some(dir),
+        }
+    }
+
+    async fn postgres() -> Option<TestDb> {
+        if std::env::var("EKAI_SKIP_POSTGRES").as_deref() == Ok("1") {
+            eprintln!("POSTGRES TEST SKIPPED (EKAI_SKIP_POSTGRES=1)");
+            return None;
+        }
+        eprintln!("postgres test: using {PG_BASE}");
+        let admin = sqlx::PgPool::connect(PG_BASE).await.unwrap_or_else(|e| {
+            panic!("this is a Postgres test and {PG_BASE} is unreachable ({e}); start Postgres or set EKAI_SKIP_POSTGRES=1")
+        });
+        let schema = format!("ekai_t_{}", unique());
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        Some(TestDb {
+            url: format!("{PG_BASE}?options=-c%20search_path%3D{schema}"),
+            schema: Some(schema),
+            dir: None,
+        })
+    }
+
+    async fn open(&self) -> Store {
+        Store::open(&self.url).await.unwrap()
+    }
+
+    async fn cleanup(self) {
+        if let Some(schema) = &self.schema {
+            let admin = sqlx::PgPool::connect(PG_BASE).await.unwrap();
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+        }
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Generates `<name>_sqlite` and `<name>_postgres` tests calling `async fn <name>(db: &TestDb)`.
+macro_rules! both {
+    ($name:ident) => {
+        paste_tests!($name);
+    };
+}
+
+macro_rules! paste_tests {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = super::TestDb::sqlite();
+                super::$name(&db).await;
+                db.cleanup().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = super::TestDb::postgres().await else {
+                    return;
+                };
+                super::$name(&db).await;
+                db.cleanup().await;
+            }
+        }
+    };
+}
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+fn price() -> Price {
+    Price {
+        input: d("3"),
+        output: d("15"),
+        cache_read: Some(d("0.30")),
+        cache_write: Some(d("3.75")),
+    }
+}
+
+fn record(i: usize, at_ms: i64, provider: &str, model: &str, priced: bool) -> UsageRecord {
+    let usage = Usage {
+        input_tokens: 1000 + i as u64 % 97,
+        output_tokens: 200 + i as u64 % 13,
+        cache_read_tokens: (i as u64 % 5) * 10,
+        cache_write_tokens: (i as u64 % 3) * 7,
+        reasoning_tokens: i as u64 % 11,
+    };
+    let failed = i % 10 == 9;
+    UsageRecord {
+        request_id: format!("req_{i}"),
+        attempt: 1,
+        started_at: UNIX_EPOCH + Duration::from_millis(at_ms as u64),
+        client_key_id: (i % 4 == 0).then(|| "key-a".to_string()),
+        client_dialect: Dialect::OpenAiChat,
+        requested_model: model.to_string(),
+        provider: provider.to_string(),
+        upstream_model: model.to_string(),
+        status: if failed { 429 } else { 200 },
+        error_kind: failed.then(|| "rate_limit_error".to_string()),
+        error: failed.then(|| "slow down".to_string()),
+        usage,
+        usage_estimated: i % 7 == 0,
+        cost: priced.then(|| price().cost(&usage)),
+        streamed: i % 2 == 0,
+        client_disconnected: false,
+        first_byte: Some(Duration::from_millis(12)),
+        total: Duration::from_millis(40),
+        payment_method: "api_key",
+    }
+}
+
+/// 1,000 records over ~3 days: two providers, three models, every 5th unpriced.
+fn dataset(base: i64) -> Vec<UsageRecord> {
+    (0..1000)
+        .map(|i| {
+            let at = base + (i as i64) * 260_000; // ~72 h span
+            let (p, m) = match i % 3 {
+                0 => ("openai", "gpt-4o"),
+                1 => ("anthropic", "claude-sonnet-4-5"),
+                _ => ("openai", "gpt-4o-mini"),
+            };
+            record(i, at, p, m, i % 5 != 4)
+        })
+        .collect()
+}
+
+fn expected(records: &[UsageRecord], f: impl Fn(&UsageRecord) -> bool) -> Totals {
+    let mut t = Totals::default();
+    for r in records.iter().filter(|r| f(r)) {
+        t.add(&Totals::of_row(&store::Row::from_record(r)));
+    }
+    t
+}
+
+fn ms(r: &UsageRecord) -> i64 {
+    r.started_at.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+async fn insert(store: &Store, records: &[UsageRecord], batch: usize) {
+    let rows: Vec<store::Row> = records.iter().map(store::Row::from_record).collect();
+    for chunk in rows.chunks(batch) {
+        store.insert_batch(chunk).await.unwrap();
+    }
+}
+
+async fn migrations_are_idempotent(db: &TestDb) {
+    let s = db.open().await;
+    assert!(s.migrate().await.unwrap().is_empty());
+    let again = db.open().await;
+    assert!(again.migrate().await.unwrap().is_empty());
+    assert_eq!(again.count_records().await.unwrap(), 0);
+}
+both!(migrations_are_idempotent);
+
+async fn batches_and_rollups_are_exact(db: &TestDb) {
+    let s = db.open().await;
+    // Half past an hour, so every range edge below is ragged and all three sources are used.
+    let base = day_start(now_ms()) - 5 * DAY_MS + HOUR_MS / 2;
+    let data = dataset(base);
+    insert(&s, &data, 137).await;
+    assert_eq!(s.count_records().await.unwrap(), 1000);
+
+    let full = Filter {
+        start_ms: base - 1,
+        end_ms: base + 4 * DAY_MS,
+        ..Filter::default()
+    };
+    let total = s.aggregate(&full, None).await.unwrap()[0].1;
+    let want = expected(&data, |_| true);
+    assert_eq!(total, want);
+    assert_eq!(total.unpriced, 200, "unpriced rows are counted, not $0");
+    assert_eq!(total.errors, 100);
+    // The cost in Decimal, summed independently of the nano conversion.
+    let dec: Decimal = data.iter().filter_map(|r| r.cost.map(|c| c.total)).sum();
+    assert_eq!(money::from_nano(total.cost.total), dec.normalize());
+    let comp = total.cost;
+    assert_eq!(
+        comp.total,
+        comp.input + comp.output + comp.cache_read + comp.cache_write
+    );
+
+    // Ragged sub-range: exact against the raw rows.
+    let sub = Filter {
+        start_ms: base + 7 * HOUR_MS + 123_456,
+        end_ms: base + 2 * DAY_MS + 3 * HOUR_MS + 17,
+        ..Filter::default()
+    };
+    let got = s.aggregate(&sub, None).await.unwrap()[0].1;
+    assert_eq!(
+        got,
+        expected(&data, |r| (sub.start_ms..sub.end_ms).contains(&ms(r)))
+    );
+
+    // A second batch on the same cells adds up (upsert, not overwrite).
+    insert(&s, &data[..10], 10).await;
+    let again = s.aggregate(&full, None).await.unwrap()[0].1;
+    assert_eq!(again.requests, 1010);
+}
+both!(batches_and_rollups_are_exact);
+
+async fn queries_group_filter_and_page(db: &TestDb) {
+    let s = db.open().await;
+    let base = day_start(now_ms()) - 5 * DAY_MS + HOUR_MS / 2;
+    let data = dataset(base);
+    insert(&s, &data, 256).await;
+    let f = Filter {
+        start_ms: base,
+        end_ms: base + 4 * DAY_MS,
+        ..Filter::default()
+    };
+    let by_provider = s.aggregate(&f, Some(GroupBy::Provider)).await.unwrap();
+    assert_eq!(
+        by_provider
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>(),
+        ["anthropic", "openai"]
+    );
+    assert_eq!(
+        by_provider[1].1,
+        expected(&data, |r| r.provider == "openai")
+    );
+    let by_model = s.aggregate(&f, Some(GroupBy::Model)).await.unwrap();
+    assert_eq!(by_model.len(), 3);
+    let by_key = s.aggregate(&f, Some(GroupBy::Key)).await.unwrap();
+    assert_eq!(
+        by_key[1],
+        (
+            "key-a".to_string(),
+            expected(&data, |r| r.client_key_id.is_some())
+        )
+    );
+    assert_eq!(by_key[0].0, "");
+    for g in [GroupBy::Day, GroupBy::Hour] {
+        let groups = s.aggregate(&f, Some(g)).await.unwrap();
+        let mut sum = Totals::default();
+        for (k, t) in &groups {
+            let start: i64 = k.parse().unwrap();
+            let unit = if g == GroupBy::Day { DAY_MS } else { HOUR_MS };
+            assert_eq!(start % unit, 0);
+            assert_eq!(
+                *t,
+                expected(&data, |r| (start..start + unit).contains(&ms(r)))
+            );
+            sum.add(t);
+        }
+        assert_eq!(sum.requests, 1000);
+    }
+    let filtered = Filter {
+        provider: Some("openai".into()),
+        model: Some("gpt-4o-mini".into()),
+        key: Some("key-a".into()),
+        ..f.clone()
+    };
+    let t = s.aggregate(&filtered, None).await.unwrap()[0].1;
+    assert_eq!(
+        t,
+        expected(&data, |r| r.upstream_model == "gpt-4o-mini"
+            && r.client_key_id.is_some())
+    );
+    let page1 = s.records(&f, 10, 0).await.unwrap();
+    let page2 = s.records(&f, 10, 10).await.unwrap();
+    assert_eq!(page1[0].request_id, "req_999");
+    assert_eq!(page2[0].request_id, "req_989");
+    let r = &page1[0];
+    assert_eq!(r, &{
+        let mut want = store::Row::from_record(&data[999]);
+        want.id = r.id;
+        want
+    });
+    let unpriced = s.records(&f, 1000, 0).await.unwrap();
+    assert!(unpriced.iter().any(|r| r.cost.is_none()));
+}
+both!(queries_group_filter_and_page);
+
+async fn writer_drains_on_shutdown(db: &TestDb) {
+    let s = db.open().await;
+    let mut cfg = ekai_gateway::config::LedgerConfig::with_url(db.url.clone());
+    cfg.queue_size = 20_000;
+    let ledger = Ledger::with_store(s.clone(), &cfg).await.unwrap();
+    let now = now_ms();
+    for i in 0..10_000 {
+        ledger.submit(record(i, now - 1000, "openai", "gpt-4o", true));
+    }
+    let report = ledger.shutdown(Duration::from_secs(60)).await;
+    assert!(report.drained);
+    assert_eq!(report.counters.written, 10_000);
+    assert_eq!(report.counters.dropped, 0);
+    assert_eq!(s.count_records().await.unwrap(), 10_000);
+}
+both!(writer_drains_on_shutdown);
+
+async fn two_writers_lose_nothing(db: &TestDb) {
+    // Two gateway instances on one database: inserts only, additive rollup upserts.
+    let (a, b) = (db.open().await, db.open().await);
+    let cfg = ekai_gateway::config::LedgerConfig::with_url(db.url.clone());
+    let la = Ledger::with_store(a.clone(), &cfg).await.unwrap();
+    let lb = Ledger::with_store(b, &cfg).await.unwrap();
+    let now = now_ms() - 1000;
+    let mut all = Vec::new();
+    for i in 0..4000 {
+        let r = record(i, now, "openai", "gpt-4o", i % 5 != 0);
+        all.push(r.clone());
+        if i % 2 == 0 {
+            la.submit(r)
+        } else {
+            lb.submit(r)
+        }
+    }
+    la.shutdown(Duration::from_secs(60)).await;
+    lb.shutdown(Duration::from_secs(60)).await;
+    let f = Filter {
+        start_ms: now - DAY_MS,
+        end_ms: now + 1,
+        ..Filter::default()
+    };
+    assert_eq!(a.count_records().await.unwrap(), 4000);
+    assert_eq!(
+        a.aggregate(&f, None).await.unwrap()[0].1,
+        expected(&all, |_| true)
+    );
+}
+both!(two_writers_lose_nothing);
+
+async fn budget_reads_month_to_date_and_persists(db: &TestDb) {
+    let s = db.open().await;
+    let now = now_ms();
+    let this_month = record(1, now - 1000, "openai", "gpt-4o", true);
+    let mut last_month = record(2, month_start(now) - DAY_MS, "openai", "gpt-4o", true);
+    last_month.request_id = "old".into();
+    insert(&s, &[this_month.clone(), last_month], 10).await;
+    let b = Budget::load(&s).await.unwrap();
+    let spent = this_month.cost.unwrap().total;
+    assert_eq!(
+        b.status().spent_month_to_date,
+        money::from_nano(NanoCost::from_cost(&this_month.cost.unwrap()).total)
+    );
+    assert_eq!(b.status().amount, None);
+    b.set(&s, Some(d("0.5")), false).await.unwrap();
+    let reloaded = Budget::load(&s).await.unwrap().status();
+    assert_eq!(reloaded.amount, Some(d("0.5")));
+    assert!(!reloaded.alert_only);
+    assert!(reloaded.remaining.unwrap() < d("0.5") && spent > Decimal::ZERO);
+    b.set(&s, None, true).await.unwrap();
+    assert_eq!(Budget::load(&s).await.unwrap().status().amount, None);
+}
+both!(budget_reads_month_to_date_and_persists);
+
+async fn reprice_rewrites_rows_and_rollups(db: &TestDb) {
+    let s = db.open().await;
+    let now = now_ms() - 1000;
+    let data: Vec<UsageRecord> = (0..50)
+        .map(|i| record(i, now - (i as i64) * 60_000, "openai", "gpt-4o", i % 2 == 0))
+        .collect();
+    insert(&s, &data, 20).await;
+    let cheaper = Price {
+        input: d("1"),
+        output: d("2"),
+        cache_read: None,
+        cache_write: None,
+    };
+    let lookup = |p: &str, m: &str| (p == "openai" && m == "gpt-4o").then(|| cheaper.clone());
+    let (examined, changed) = s.reprice(now - DAY_MS, now + 1, &lookup).await.unwrap();
+    assert_eq!((examined, changed), (50, 50));
+    let f = Filter {
+        start_ms: now - DAY_MS,
+        end_ms: now + 1,
+        ..Filter::default()
+    };
+    let mut want = Totals::default();
+    for r in &data {
+        let mut r = r.clone();
+        r.cost = Some(cheaper.cost(&r.usage));
+        want.add(&Totals::of_row(&store::Row::from_record(&r)));
+    }
+    let got = s.aggregate(&f, None).await.unwrap()[0].1;
+    assert_eq!(got, want);
+    assert_eq!(got.unpriced, 0);
+    // Unknown model: left as is.
+    let (_, changed) = s
+        .reprice(now - DAY_MS, now + 1, &|_, _| None)
+        .await
+        .unwrap();
+    assert_eq!(changed, 0);
+}
+both!(reprice_rewrites_rows_and_rollups);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_queue_with_drop_policy_counts_every_drop() {
+    let db = TestDb::sqlite();
+    let mut cfg = ekai_gateway::config::LedgerConfig::with_url(db.url.clone());
+    cfg.queue_size = 1;
+    cfg.batch_size = 1;
+    cfg.on_full = ekai_gateway::config::OnFull::Drop;
+    let s = db.open().await;
+    let ledger = Ledger::with_store(s.clone(), &cfg).await.unwrap();
+    let now = now_ms();
+    for i in 0..2000 {
+        ledger.submit(record(i, now, "openai", "gpt-4o", true));
+    }
+    let report = ledger.shutdown(Duration::from_secs(60)).await;
+    let c = report.counters;
+    assert!(c.dropped > 0, "{c:?}");
+    assert_eq!(c.written + c.dropped, 2000, "{c:?}");
+    assert_eq!(s.count_records().await.unwrap() as u64, c.written);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_after_shutdown_is_counted() {
+    let db = TestDb::sqlite();
+    let cfg = ekai_gateway::config::LedgerConfig::with_url(db.url.clone());
+    let ledger = Ledger::open(&cfg).await.unwrap();
+    let other = ledger.clone();
+    ledger.shutdown(Duration::from_secs(5)).await;
+    other.submit(record(1, now_ms(), "openai", "gpt-4o", true));
+    assert_eq!(other.counters().dropped, 1);
+    db.cleanup().await;
+}
+
+#[test]
+fn plan_covers_the_range_exactly_once() {
+    let start = 5 * DAY_MS + 3 * HOUR_MS + 17;
+    let end = 9 * DAY_MS + 2 * HOUR_MS + 5;
+    let mut pieces = store::plan(start, end, true);
+    pieces.sort_by_key(|p| p.1);
+    assert_eq!(pieces.first().unwrap().1, start);
+    assert_eq!(pieces.last().unwrap().2, end);
+    for w in pieces.windows(2) {
+        assert_eq!(w[0].2, w[1].1);
+    }
+    assert!(pieces.iter().any(|p| p.0 == store::Source::Daily));
+}
