@@ -46,6 +46,18 @@ pub trait Sink: Send + Sync {
     fn submit(&self, record: UsageRecord);
 }
 
+/// Spending control: a request is admitted with its expected cost held, and the hold is settled
+/// with the actual cost when its record is written. Implemented by the ledger's monthly budget.
+pub trait Budget: Send + Sync {
+    /// Err carries the message the client sees.
+    fn admit(&self, expected: rust_decimal::Decimal) -> Result<Box<dyn Hold>, String>;
+}
+
+/// An admitted request's expected cost; dropping it unsettled releases it.
+pub trait Hold: Send {
+    fn settle(self: Box<Self>, actual: Option<rust_decimal::Decimal>);
+}
+
 /// The sink used when no ledger is configured: a structured log line per record.
 pub struct LogSink;
 
@@ -89,6 +101,8 @@ pub struct Record {
     written: bool,
     /// Prices usage when it is set (None = unpriced).
     price: Option<crate::catalog::Price>,
+    /// The request's budget hold, settled with this attempt's cost.
+    hold: Option<Box<dyn Hold>>,
 }
 
 impl Record {
@@ -104,7 +118,18 @@ impl Record {
             sink,
             written: false,
             price,
+            hold: None,
         }
+    }
+
+    /// When this attempt started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// This attempt carries the request's cost: settle the budget hold with it.
+    pub fn attach_hold(&mut self, hold: Option<Box<dyn Hold>>) {
+        self.hold = hold;
     }
 
     /// Sets the usage reported by the provider (or estimated, when `estimated`), and its cost.
@@ -133,6 +158,9 @@ impl Record {
         }
         self.written = true;
         self.data.total = self.started.elapsed();
+        if let Some(h) = self.hold.take() {
+            h.settle(self.data.cost.map(|c| c.total));
+        }
         self.sink.submit(self.data.clone());
     }
 }

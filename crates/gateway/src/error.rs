@@ -143,6 +143,17 @@ impl GatewayError {
         )
     }
 
+    /// The monthly budget is spent (and not alert-only).
+    pub fn budget_exceeded(message: &str) -> Self {
+        Self::new(
+            ErrorKind::PermissionDenied,
+            StatusCode::PAYMENT_REQUIRED,
+            format!("{message}; raise or clear the cap with PUT /budget"),
+            Origin::Client,
+        )
+        .with_code("BUDGET_EXCEEDED")
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(
             ErrorKind::Api,

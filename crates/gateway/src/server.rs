@@ -69,6 +69,9 @@ pub fn build_state_with(config: &Config, ledger: Option<Ledger>) -> anyhow::Resu
             Some(l) => Arc::new(l.clone()) as Arc<dyn Sink>,
             None => Arc::new(crate::accounting::LogSink),
         },
+        budget: ledger
+            .as_ref()
+            .map(|l| Arc::new(l.budget().clone()) as Arc<dyn crate::accounting::Budget>),
     };
     Ok(Arc::new(
         AppState::new(proxy, config.body_limit, id).with_ledger(ledger),

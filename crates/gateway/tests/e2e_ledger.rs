@@ -217,3 +217,55 @@ async fn sigterm_during_a_stream_finishes_it_writes_the_row_and_exits_zero() {
     drop(gw);
     let _ = std::fs::remove_dir_all(&db_dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_monthly_budget_refuses_requests_with_402_in_each_dialect() {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let db_dir = scratch_dir();
+    let url = format!("sqlite://{}/usage.db", db_dir.display());
+    let gw = gateway_for(&mock, &[("DATABASE_URL", &url)]);
+    // A cap smaller than one gpt-4o-mini request ($0.0000048 here).
+    let r = put_budget(&gw, json!({"amountUsd": 0.000001, "alertOnly": false})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let chat =
+        json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi there"}]})
+            .to_string();
+    let r = post(&format!("{}/v1/chat/completions", gw.url), &[], &chat).await;
+    assert_eq!(r.status, 200, "admitted: nothing spent yet");
+    usage_until(&gw, "", 1).await;
+    let r = post(&format!("{}/v1/chat/completions", gw.url), &[], &chat).await;
+    assert_eq!(r.status, 402, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["error"]["code"], "BUDGET_EXCEEDED");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("PUT /budget")
+    );
+    let msgs = json!({"model": "gpt-4o-mini", "max_tokens": 20,
+                      "messages": [{"role": "user", "content": "hi there"}]})
+    .to_string();
+    let r = post(
+        &format!("{}/v1/messages", gw.url),
+        &[("anthropic-version", "2023-06-01")],
+        &msgs,
+    )
+    .await;
+    assert_eq!(r.status, 402, "{}", r.text);
+    assert_eq!(r.json()["type"], "error");
+    assert_eq!(
+        mock.hits("openai"),
+        1,
+        "refused requests never reach upstream"
+    );
+    // Alert-only lets requests through again.
+    let r = put_budget(&gw, json!({"amountUsd": 0.000001, "alertOnly": true})).await;
+    assert_eq!(r.status, 200);
+    let r = post(&format!("{}/v1/chat/completions", gw.url), &[], &chat).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&db_dir);
+}

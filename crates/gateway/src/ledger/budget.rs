@@ -198,6 +198,20 @@ impl Drop for Reservation {
     }
 }
 
+impl crate::accounting::Budget for Budget {
+    fn admit(&self, expected: Decimal) -> Result<Box<dyn crate::accounting::Hold>, String> {
+        self.try_reserve(expected)
+            .map(|r| Box::new(r) as Box<dyn crate::accounting::Hold>)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl crate::accounting::Hold for Reservation {
+    fn settle(self: Box<Self>, actual: Option<Decimal>) {
+        Reservation::settle(*self, actual);
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -3,7 +3,7 @@
 use super::relay::{Mode, Relay};
 use super::upstream::{self, Failure};
 use super::{Ctx, Inbound, Proxy, bad_body, codec, json_response, now_secs, sse_response};
-use crate::accounting::{Record, UsageRecord};
+use crate::accounting::{Hold, Record, UsageRecord};
 use crate::error::GatewayError;
 use crate::providers::{Operation, Provider};
 use crate::router::Candidate;
@@ -33,7 +33,12 @@ fn estimate_usage(input_tokens: u64, output_bytes: usize) -> Usage {
 }
 
 impl Attempt<'_> {
-    pub async fn run(&self, ctx: &Ctx, inbound: &mut Inbound) -> Result<Response, Failure> {
+    pub async fn run(
+        &self,
+        ctx: &Ctx,
+        inbound: &mut Inbound,
+        hold: &mut Option<Box<dyn Hold>>,
+    ) -> Result<Response, Failure> {
         let provider = &self.cand.provider;
         let (body, mode) = self.prepare(ctx, inbound).map_err(Failure::client)?;
         let started = Instant::now();
@@ -71,10 +76,10 @@ impl Attempt<'_> {
         }
         if inbound.stream {
             let remaining = first_byte.saturating_sub(started.elapsed());
-            self.stream(ctx, inbound, resp, mode, record, started, remaining)
+            self.stream(ctx, inbound, resp, mode, record, remaining, hold)
                 .await
         } else {
-            self.json(ctx, inbound, resp, mode, record, started).await
+            self.json(ctx, inbound, resp, mode, record, hold).await
         }
     }
 
@@ -151,10 +156,11 @@ impl Attempt<'_> {
         mut resp: reqwest::Response,
         mode: Mode,
         mut record: Record,
-        started: Instant,
         first_byte: std::time::Duration,
+        hold: &mut Option<Box<dyn Hold>>,
     ) -> Result<Response, Failure> {
         let provider = &self.cand.provider;
+        let started = record.started();
         // Nothing has reached the client yet: wait for the first upstream bytes before committing
         // to this provider, so a stream that dies at once can still fall back.
         let first = match tokio::time::timeout(first_byte, resp.chunk()).await {
@@ -188,6 +194,7 @@ impl Attempt<'_> {
         }
         let elapsed = started.elapsed();
         record.data.first_byte = Some(elapsed);
+        record.attach_hold(hold.take());
         self.cand.health.success(Instant::now(), elapsed);
         let relay = Relay::new(
             resp,
@@ -210,9 +217,10 @@ impl Attempt<'_> {
         resp: reqwest::Response,
         mode: Mode,
         mut record: Record,
-        started: Instant,
+        hold: &mut Option<Box<dyn Hold>>,
     ) -> Result<Response, Failure> {
         let provider = &self.cand.provider;
+        let started = record.started();
         let bytes = match upstream::read_all(resp, provider, self.proxy.timeouts.idle).await {
             Ok(b) => b,
             Err(e) => {
@@ -264,6 +272,7 @@ impl Attempt<'_> {
             }
         };
         self.cand.health.success(Instant::now(), started.elapsed());
+        record.attach_hold(hold.take());
         record.finish();
         Ok(json_response(out))
     }

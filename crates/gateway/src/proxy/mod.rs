@@ -40,6 +40,8 @@ pub struct Proxy {
     /// Random per process; the value of `HOP_HEADER`.
     pub instance_id: String,
     pub sink: Arc<dyn Sink>,
+    /// Spending cap; None when there is no ledger.
+    pub budget: Option<Arc<dyn crate::accounting::Budget>>,
 }
 
 /// Per-request facts gathered by the HTTP layer, and what the proxy learned (for response headers).
@@ -105,6 +107,21 @@ impl Proxy {
         let plan = self
             .router
             .plan(&inbound.model, &inbound.estimate, ctx.strategy)?;
+        // Admission: hold the cheapest candidate's expected cost against the budget; the attempt
+        // that answers settles it with the real cost.
+        let mut hold = match &self.budget {
+            Some(b) => {
+                let expected = plan
+                    .first()
+                    .and_then(|c| c.expected_cost)
+                    .unwrap_or_default();
+                Some(
+                    b.admit(expected)
+                        .map_err(|m| GatewayError::budget_exceeded(&m))?,
+                )
+            }
+            None => None,
+        };
         let settings = self.router.settings();
         let deadline = ctx.started + settings.deadline;
         let mut last: Option<GatewayError> = None;
@@ -142,7 +159,7 @@ impl Proxy {
                 number: ctx.attempts,
                 deadline,
             };
-            match attempt.run(ctx, &mut inbound).await {
+            match attempt.run(ctx, &mut inbound, &mut hold).await {
                 Ok(resp) => return Ok(resp),
                 Err(f) => {
                     let now = Instant::now();
