@@ -157,12 +157,19 @@ pub fn gateway_for(mock: &MockHandle, extra: &[(&str, &str)]) -> Gateway {
     Gateway::start(&env)
 }
 
+/// One pooled client per test thread (each test has its own thread and runtime, and a pooled
+/// connection belongs to the runtime that opened it), so load loops reuse keep-alive connections.
 pub fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
+    thread_local! {
+        static CLIENT: reqwest::Client = {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap()
+        };
+    }
+    CLIENT.with(Clone::clone)
 }
 
 pub struct Reply {
