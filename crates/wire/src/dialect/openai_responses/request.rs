@@ -877,9 +877,8 @@ fn push_user(msg: &Message, input: &mut Vec<Value>) {
     let mut parts: Vec<Value> = Vec::new();
     let flush = |parts: &mut Vec<Value>, input: &mut Vec<Value>| {
         if !parts.is_empty() {
-            input.push(
-                json!({"type": "message", "role": "user", "content": std::mem::take(parts)}),
-            );
+            input
+                .push(json!({"type": "message", "role": "user", "content": std::mem::take(parts)}));
         }
     };
     for block in &msg.content {
@@ -1042,16 +1041,17 @@ mod tests {
         let err = parse(json!({"model": "m", "input": [{"role": "wizard", "content": "x"}]}))
             .unwrap_err();
         assert_eq!(err.param.as_deref(), Some("input[0].role"));
-        let err = parse(json!({"model": "m", "input": "x", "reasoning": {"effort": 1}}))
-            .unwrap_err();
+        let err =
+            parse(json!({"model": "m", "input": "x", "reasoning": {"effort": 1}})).unwrap_err();
         assert_eq!(err.param.as_deref(), Some("reasoning.effort"));
         let err = parse(json!({"model": "m", "input": "x", "max_output_tokens": -5})).unwrap_err();
         assert_eq!(err.param.as_deref(), Some("max_output_tokens"));
         let err = parse(json!({"model": "m", "input": "x", "tools": [{"type": "function"}]}))
             .unwrap_err();
         assert_eq!(err.param.as_deref(), Some("tools[0].name"));
-        let err = parse(json!({"model": "m", "input": "x", "text": {"format": {"type": "json_schema"}}}))
-            .unwrap_err();
+        let err =
+            parse(json!({"model": "m", "input": "x", "text": {"format": {"type": "json_schema"}}}))
+                .unwrap_err();
         assert_eq!(err.param.as_deref(), Some("text.format.name"));
     }
 
@@ -1114,6 +1114,9 @@ mod tests {
             json!({"type": "reasoning", "summary": [], "encrypted_content": "gAAA"})
         );
         assert_eq!(out["input"].as_array().unwrap().len(), 2);
-        assert_eq!(out["reasoning"], json!({"summary": "auto", "effort": "none"}));
+        assert_eq!(
+            out["reasoning"],
+            json!({"summary": "auto", "effort": "none"})
+        );
     }
 }

@@ -276,11 +276,7 @@ fn output_items(resp: &Response, rid: &str) -> Vec<Value> {
             }
             ContentBlock::ToolCall(c) => {
                 flush(&mut parts, &mut items);
-                items.push(function_call_item(
-                    &format!("fc_{}", c.id),
-                    "completed",
-                    c,
-                ));
+                items.push(function_call_item(&format!("fc_{}", c.id), "completed", c));
             }
             ContentBlock::Unknown {
                 dialect: DIALECT,
@@ -485,8 +481,16 @@ mod tests {
         for (reason, status, detail) in [
             (FinishReason::EndTurn, "completed", None),
             (FinishReason::ToolUse, "completed", None),
-            (FinishReason::MaxTokens, "incomplete", Some("max_output_tokens")),
-            (FinishReason::ContentFilter, "incomplete", Some("content_filter")),
+            (
+                FinishReason::MaxTokens,
+                "incomplete",
+                Some("max_output_tokens"),
+            ),
+            (
+                FinishReason::ContentFilter,
+                "incomplete",
+                Some("content_filter"),
+            ),
         ] {
             assert_eq!(status_of(Some(&reason)), (status, detail));
             let has_calls = reason == FinishReason::ToolUse;
@@ -518,13 +522,19 @@ mod tests {
             reasoning_tokens: 1,
         };
         assert_eq!(usage_from_event(None, done), Some(want));
-        assert_eq!(usage_from_event(Some("response.completed"), done), Some(want));
+        assert_eq!(
+            usage_from_event(Some("response.completed"), done),
+            Some(want)
+        );
         assert!(is_terminal_event(None, done));
         assert!(is_terminal_event(Some("response.failed"), "{}"));
         let delta = r#"{"type":"response.output_text.delta","delta":"response.completed"}"#;
         assert!(!is_terminal_event(None, delta));
         assert_eq!(usage_from_event(None, delta), None);
-        assert!(!is_terminal_event(Some("response.output_text.delta"), delta));
+        assert!(!is_terminal_event(
+            Some("response.output_text.delta"),
+            delta
+        ));
         assert_eq!(usage_from_event(Some("response.created"), done), None);
         assert_eq!(usage_from_event(None, "not json response.completed"), None);
     }

@@ -662,9 +662,17 @@ impl Encoder {
         if self.id.is_empty() {
             self.id = response_id("");
         }
-        let resp = response_object(self.head("in_progress", None, Value::Null), Vec::new(), None);
+        let resp = response_object(
+            self.head("in_progress", None, Value::Null),
+            Vec::new(),
+            None,
+        );
         self.emit(out, "response.created", json!({"response": resp}));
-        let resp = response_object(self.head("in_progress", None, Value::Null), Vec::new(), None);
+        let resp = response_object(
+            self.head("in_progress", None, Value::Null),
+            Vec::new(),
+            None,
+        );
         self.emit(out, "response.in_progress", json!({"response": resp}));
     }
 
@@ -964,8 +972,11 @@ impl StreamEncoder for Encoder {
                 self.ensure_started(out);
                 let error = json!({"code": responses_error_code(kind), "message": message});
                 let usage = self.usage;
-                let resp =
-                    response_object(self.head("failed", None, error), self.output(), Some(&usage));
+                let resp = response_object(
+                    self.head("failed", None, error),
+                    self.output(),
+                    Some(&usage),
+                );
                 self.emit(out, "response.failed", json!({"response": resp}));
                 self.closed = true;
             }
@@ -1036,7 +1047,9 @@ mod tests {
             vec![ContentBlock::text("whole")]
         );
         let evs = decode_all(&["{oops"]);
-        assert!(matches!(&evs[..], [StreamEvent::Error { message, .. }] if message.starts_with("malformed upstream event")));
+        assert!(
+            matches!(&evs[..], [StreamEvent::Error { message, .. }] if message.starts_with("malformed upstream event"))
+        );
         // Truncated upstream: closed, finished once.
         let evs = decode_all(&[
             r#"{"type":"response.output_item.added","output_index":0,"item":{"type":"function_call","id":"fc","call_id":"c","name":"f","arguments":""}}"#,
