@@ -19,6 +19,8 @@ use serde_json::{Map, Value};
 pub enum Dialect {
     OpenAiChat,
     Anthropic,
+    /// OpenAI Responses API (`/v1/responses`).
+    OpenAiResponses,
 }
 
 impl Dialect {
@@ -26,6 +28,7 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => "openai_chat",
             Dialect::Anthropic => "anthropic",
+            Dialect::OpenAiResponses => "openai_responses",
         }
     }
 }

@@ -231,6 +231,9 @@ fn carried(role: Role, items: Vec<Item>, to: Dialect) -> Vec<Item> {
                 }
             }
         }
+        Dialect::OpenAiResponses => unreachable!(
+            "this suite covers Chat and Anthropic; Responses has openai_responses_fixtures.rs"
+        ),
     }
 }
 
@@ -349,6 +352,7 @@ fn assert_request_survives(case: &str, from: &Request, to: &Request, target: Dia
     let other = match target {
         Dialect::Anthropic => Dialect::OpenAiChat,
         Dialect::OpenAiChat => Dialect::Anthropic,
+        Dialect::OpenAiResponses => unreachable!("this suite covers Chat and Anthropic only"),
     };
     assert!(
         unknown_tools(to, other).is_empty(),
@@ -418,6 +422,9 @@ fn assert_request_survives(case: &str, from: &Request, to: &Request, target: Dia
             // The gateway always asks an OpenAI upstream for usage.
             assert_eq!(to.stream_include_usage, to.stream, "{ctx}: stream usage");
         }
+        Dialect::OpenAiResponses => unreachable!(
+            "this suite covers Chat and Anthropic; Responses has openai_responses_fixtures.rs"
+        ),
     }
     match (&from.response_format, &to.response_format) {
         (Some(ResponseFormat::JsonSchema { schema: a, .. }), b) => match b {
@@ -857,6 +864,9 @@ fn response_through(r: &Response, to: Dialect, streamed: bool) -> Response {
             }
             out.content.extend(calls);
         }
+        Dialect::OpenAiResponses => unreachable!(
+            "this suite covers Chat and Anthropic; Responses has openai_responses_fixtures.rs"
+        ),
     }
     out.finish_reason = finish_through(&r.finish_reason, to);
     normalized(out)
@@ -1097,10 +1107,12 @@ fn stream_trip(case: &str, path: &Path, from: Dialect) -> (Response, Response, S
             let again = decode_sse(&sse, &mut openai_chat::Decoder::new());
             (events, sse, again)
         }
+        Dialect::OpenAiResponses => unreachable!("this suite covers Chat and Anthropic only"),
     };
     let dir = match from {
         Dialect::OpenAiChat => "openai_to_anthropic",
         Dialect::Anthropic => "anthropic_to_openai",
+        Dialect::OpenAiResponses => unreachable!("this suite covers Chat and Anthropic only"),
     };
     let sse = String::from_utf8(sse).unwrap();
     snapshot_text(&format!("{dir}/{case}.sse"), &sse);
@@ -1109,6 +1121,7 @@ fn stream_trip(case: &str, path: &Path, from: Dialect) -> (Response, Response, S
     let to = match from {
         Dialect::OpenAiChat => Dialect::Anthropic,
         Dialect::Anthropic => Dialect::OpenAiChat,
+        Dialect::OpenAiResponses => unreachable!("this suite covers Chat and Anthropic only"),
     };
     assert_same_response(
         &format!("{case} → {}", to.as_str()),

@@ -2,3 +2,4 @@
 
 pub mod anthropic;
 pub mod openai_chat;
+pub mod openai_responses;

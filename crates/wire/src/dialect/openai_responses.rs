@@ -1,0 +1,196 @@
+//! OpenAI Responses API (`/v1/responses`), as Codex CLI and the OpenAI SDKs speak it.
+//!
+//! A request is `instructions` plus a flat list of `input` items (messages, function calls and
+//! their outputs, reasoning items, hosted/custom tool items); the conversion groups them into
+//! canonical turns and keeps what the canonical model cannot name (reasoning items with their
+//! encrypted content, custom tool calls, hosted tools, `include`, `store`, …) as `Unknown` /
+//! `extra` tagged with this dialect, so only a Responses upstream gets them back.
+//!
+//! A reasoning item becomes a `Thinking` block (its summary) followed, when the item can be sent
+//! back (it has an id or encrypted content), by an `Unknown` block holding the whole item.
+//!
+//! Streams are typed events (`response.output_item.added`, `response.output_text.delta`, …) with a
+//! `sequence_number`; the encoder always produces the full, well-nested sequence Codex expects
+//! (every delta after its `output_item.added`, a terminal `response.completed` with usage).
+
+mod request;
+mod response;
+mod stream;
+
+pub use request::{parse_request, request_to_json};
+pub use response::{
+    is_terminal_event, parse_response, response_to_json, usage_from_event, usage_from_response,
+};
+pub use stream::{Decoder, Encoder};
+
+use serde_json::{Map, Value, json};
+
+use crate::canonical::{Dialect, ErrorKind, Request};
+
+const DIALECT: Dialect = Dialect::OpenAiResponses;
+
+/// Content part types (inside a message's `content`), as opposed to input item types.
+fn is_content_part_type(kind: &str) -> bool {
+    kind.starts_with("input_") || matches!(kind, "output_text" | "refusal" | "summary_text")
+}
+
+/// Fields of the request the gateway itself must act on (not forwarded to non-OpenAI targets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponsesState {
+    /// The client wants the response stored server-side (OpenAI's default when `store` is absent).
+    pub store: bool,
+    /// The client continues a stored response instead of sending the whole conversation.
+    pub previous_response_id: Option<String>,
+}
+
+/// Reads `store` and `previous_response_id` from the request's Responses `extra`.
+pub fn request_state(req: &Request) -> ResponsesState {
+    let fields = req
+        .extra
+        .as_ref()
+        .filter(|e| e.dialect == DIALECT)
+        .map(|e| &e.fields);
+    let get = |k: &str| fields.and_then(|f| f.get(k));
+    ResponsesState {
+        store: get("store").and_then(Value::as_bool).unwrap_or(true),
+        previous_response_id: get("previous_response_id")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    }
+}
+
+/// An OpenAI-shaped error body: `{"error":{"message","type","param","code"}}` (the Responses API
+/// answers HTTP errors exactly as Chat Completions does).
+pub fn error_json(
+    kind: ErrorKind,
+    message: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> Value {
+    let kind = match kind {
+        ErrorKind::InvalidRequest | ErrorKind::NotFound | ErrorKind::RequestTooLarge => {
+            "invalid_request_error"
+        }
+        ErrorKind::Authentication => "authentication_error",
+        ErrorKind::PermissionDenied => "permission_error",
+        ErrorKind::RateLimit => "rate_limit_error",
+        ErrorKind::Api | ErrorKind::Overloaded => "server_error",
+        ErrorKind::Timeout => "timeout_error",
+    };
+    json!({
+        "error": {
+            "message": message,
+            "type": kind,
+            "param": param,
+            "code": code,
+        }
+    })
+}
+
+/// Reads an upstream error body: `(type or code, message)`. Accepts OpenAI's shape and
+/// `{"error":"text"}`.
+pub fn parse_error(body: &[u8]) -> Option<(String, String)> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let value = match value {
+        Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
+        v => v,
+    };
+    let Value::Object(mut obj) = value else {
+        return None;
+    };
+    match obj.remove("error")? {
+        Value::Object(err) => Some(error_fields(&err)),
+        Value::String(message) => Some(("api_error".to_string(), message)),
+        _ => None,
+    }
+}
+
+/// `(type, message)` of an OpenAI error object, falling back to `code` when `type` is missing.
+fn error_fields(err: &Map<String, Value>) -> (String, String) {
+    let kind = match (err.get("type"), err.get("code")) {
+        (Some(Value::String(t)), _) if !t.is_empty() => t.clone(),
+        (_, Some(Value::String(c))) if !c.is_empty() => c.clone(),
+        (_, Some(Value::Number(n))) => n.to_string(),
+        _ => "api_error".to_string(),
+    };
+    let message = match err.get("message") {
+        Some(Value::String(m)) => m.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    (kind, message)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_json_shape() {
+        let v = error_json(ErrorKind::Overloaded, "busy", None, None);
+        assert_eq!(
+            v,
+            json!({"error":{"message":"busy","type":"server_error","param":null,"code":null}})
+        );
+        let v = error_json(
+            ErrorKind::InvalidRequest,
+            "bad",
+            Some("input[0]"),
+            Some("x"),
+        );
+        assert_eq!(v["error"]["param"], "input[0]");
+        assert_eq!(v["error"]["code"], "x");
+    }
+
+    #[test]
+    fn parse_error_shapes() {
+        assert_eq!(
+            parse_error(
+                br#"{"error":{"message":"No such item","type":"invalid_request_error","param":"input","code":null}}"#
+            ),
+            Some(("invalid_request_error".into(), "No such item".into()))
+        );
+        assert_eq!(
+            parse_error(br#"{"error":{"message":"m","type":"","code":"rate_limit_exceeded"}}"#),
+            Some(("rate_limit_exceeded".into(), "m".into()))
+        );
+        assert_eq!(
+            parse_error(br#"{"error":"plain"}"#),
+            Some(("api_error".into(), "plain".into()))
+        );
+        assert_eq!(parse_error(b"<html>"), None);
+    }
+
+    #[test]
+    fn state_defaults_to_openai_store_default() {
+        let req = parse_request(br#"{"model":"m","input":"x"}"#).unwrap();
+        assert_eq!(
+            request_state(&req),
+            ResponsesState {
+                store: true,
+                previous_response_id: None
+            }
+        );
+        let req = parse_request(
+            br#"{"model":"m","input":"x","store":false,"previous_response_id":"resp_9"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            request_state(&req),
+            ResponsesState {
+                store: false,
+                previous_response_id: Some("resp_9".into())
+            }
+        );
+    }
+
+    #[test]
+    fn part_types() {
+        assert!(is_content_part_type("input_text"));
+        assert!(is_content_part_type("input_file"));
+        assert!(is_content_part_type("output_text"));
+        assert!(!is_content_part_type("function_call_output"));
+        assert!(!is_content_part_type("custom_tool_call"));
+    }
+}

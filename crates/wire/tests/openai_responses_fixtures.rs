@@ -1,0 +1,837 @@
+//! Golden fixtures for the OpenAI Responses dialect (Codex CLI's wire format).
+//!
+//! - Requests and responses go Responses → canonical → Responses and are compared with checked-in
+//!   `<case>.expected.json` snapshots (`UPDATE_SNAPSHOTS=1` writes them).
+//! - Streams are real-shaped SSE transcripts decoded and checked field by field, then re-encoded
+//!   and decoded again.
+//! - Cross-dialect: each request fixture is rendered for a Chat and an Anthropic upstream
+//!   (`cross/responses_to_{chat,anthropic}/`), each response for Chat and Anthropic clients, and
+//!   Anthropic stream transcripts are re-encoded for a Responses client
+//!   (`cross/responses_from_anthropic/`) and checked to be a sequence Codex accepts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
+
+mod support;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use ekai_wire::canonical::{
+    ContentBlock, Dialect, FinishReason, ImageSource, Reasoning, Request, Response,
+    ResponseAccumulator, ResponseFormat, Role, StreamDecoder, StreamEncoder, StreamEvent, Tool,
+    ToolCall, ToolChoice, Usage,
+};
+use ekai_wire::dialect::openai_responses::{
+    self, Decoder, Encoder, ResponsesState, is_terminal_event, parse_request, parse_response,
+    request_state, request_to_json, response_to_json, usage_from_event, usage_from_response,
+};
+use ekai_wire::dialect::{anthropic, openai_chat};
+use ekai_wire::sse::SseParser;
+use serde_json::{Value, json};
+
+const CREATED: u64 = 1_753_000_000;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn read(name: &str) -> Vec<u8> {
+    let path = fixtures().join("openai_responses").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn assert_snapshot(case: &str, actual: &Value) {
+    support::assert_json_snapshot(
+        &fixtures()
+            .join("openai_responses")
+            .join(format!("{case}.expected.json")),
+        actual,
+    );
+}
+
+fn cross_json(rel: &str, actual: &Value) {
+    support::assert_json_snapshot(&fixtures().join("cross").join(rel), actual);
+}
+
+const REQUEST_CASES: &[&str] = &["req_codex", "req_simple", "req_json_schema"];
+const RESPONSE_CASES: &[&str] = &["resp_text", "resp_function_call", "resp_reasoning_text"];
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn request_snapshots() {
+    for case in REQUEST_CASES {
+        let req =
+            parse_request(&read(&format!("{case}.json"))).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let out = request_to_json(&req).unwrap();
+        assert_snapshot(case, &out);
+        // The output is itself a valid request, and converting it again changes nothing.
+        let again = parse_request(out.to_string().as_bytes()).unwrap();
+        assert_eq!(request_to_json(&again).unwrap(), out, "{case}");
+        assert_eq!(again.tools, req.tools, "{case}");
+    }
+}
+
+#[test]
+fn codex_request_canonical_details() {
+    let req = parse_request(&read("req_codex.json")).unwrap();
+    // instructions + the leading developer message.
+    assert_eq!(req.system.len(), 2);
+    assert!(req.system[0].text.starts_with("You are Codex"));
+    assert!(req.system[1].text.contains("permissions instructions"));
+    let roles: Vec<Role> = req.messages.iter().map(|m| m.role).collect();
+    assert_eq!(
+        roles,
+        [
+            Role::User,
+            Role::User,
+            Role::Assistant,
+            Role::User,
+            Role::Assistant,
+            Role::User,
+            Role::User
+        ]
+    );
+    // reasoning + function_call: one assistant turn, Thinking then its item then the call.
+    match &req.messages[2].content[..] {
+        [
+            ContentBlock::Thinking { text, signature },
+            ContentBlock::Unknown { dialect, value },
+            ContentBlock::ToolCall(call),
+        ] => {
+            assert_eq!(text, "**Running tests**\n\nI should run cargo test first.");
+            assert_eq!(signature, &None);
+            assert_eq!(*dialect, Dialect::OpenAiResponses);
+            assert_eq!(
+                value["encrypted_content"],
+                "gAAAAABo_enc_reasoning_blob_1=="
+            );
+            assert_eq!(call.id, "call_Xk2PqT9");
+            assert_eq!(call.name, "shell");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    match &req.messages[3].content[..] {
+        [
+            ContentBlock::ToolResult {
+                tool_call_id,
+                content,
+                is_error: false,
+                ..
+            },
+        ] => {
+            assert_eq!(tool_call_id, "call_Xk2PqT9");
+            assert!(matches!(&content[..], [ContentBlock::Text(t)] if t.text.contains("FAILED")));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Empty-summary reasoning, assistant text and the custom tool call: one turn.
+    let kinds: Vec<&str> = req.messages[4]
+        .content
+        .iter()
+        .map(|b| match b {
+            ContentBlock::Thinking { .. } => "thinking",
+            ContentBlock::Text(_) => "text",
+            ContentBlock::Unknown { value, .. } => value["type"].as_str().unwrap(),
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["thinking", "reasoning", "text", "custom_tool_call"]);
+    assert!(matches!(&req.messages[5].content[..],
+        [ContentBlock::Unknown { value, .. }] if value["type"] == "custom_tool_call_output"));
+    assert!(matches!(
+        &req.messages[6].content[1],
+        ContentBlock::Image { source: ImageSource::Base64 { media_type, .. }, .. } if media_type == "image/png"
+    ));
+
+    let names: Vec<String> = req
+        .tools
+        .iter()
+        .map(|t| match t {
+            Tool::Function(f) => format!("fn:{}", f.name),
+            Tool::Unknown { dialect, value } => {
+                assert_eq!(*dialect, Dialect::OpenAiResponses);
+                format!("other:{}", value["type"].as_str().unwrap())
+            }
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "fn:shell",
+            "fn:update_plan",
+            "other:custom",
+            "other:web_search"
+        ]
+    );
+    assert!(matches!(&req.tools[0], Tool::Function(f) if f.strict == Some(false)));
+    assert_eq!(req.tool_choice, Some(ToolChoice::Auto));
+    assert_eq!(req.parallel_tool_calls, Some(false));
+    assert_eq!(
+        req.reasoning,
+        Some(Reasoning {
+            effort: Some("medium".into()),
+            budget_tokens: None,
+            disabled: false
+        })
+    );
+    assert!(req.stream && req.stream_include_usage);
+    let extra = req.extra.as_ref().unwrap();
+    assert_eq!(extra.dialect, Dialect::OpenAiResponses);
+    let mut keys: Vec<&str> = extra.fields.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["include", "prompt_cache_key", "reasoning", "store", "text"]
+    );
+    assert_eq!(extra.fields["reasoning"], json!({"summary": "auto"}));
+    assert_eq!(
+        request_state(&req),
+        ResponsesState {
+            store: false,
+            previous_response_id: None
+        }
+    );
+}
+
+#[test]
+fn simple_and_json_schema_details() {
+    let req = parse_request(&read("req_simple.json")).unwrap();
+    assert!(req.system.is_empty());
+    assert_eq!(req.messages.len(), 1);
+    assert_eq!(
+        req.messages[0].content,
+        vec![ContentBlock::text(
+            "Tell me a three sentence bedtime story about a unicorn."
+        )]
+    );
+    assert_eq!(req.max_tokens, Some(300));
+    assert_eq!(req.temperature, Some(0.7));
+    assert_eq!(req.user.as_deref(), Some("user-42"));
+    assert!(!req.stream);
+    assert!(request_state(&req).store);
+
+    let req = parse_request(&read("req_json_schema.json")).unwrap();
+    assert!(matches!(&req.response_format,
+        Some(ResponseFormat::JsonSchema { name, strict: Some(true), description: Some(_), schema })
+            if name == "calendar_event" && schema["required"].as_array().unwrap().len() == 3));
+    assert_eq!(
+        req.tool_choice,
+        Some(ToolChoice::Tool("lookup_date".into()))
+    );
+    assert_eq!(req.user.as_deref(), Some("hash-77"));
+    assert_eq!(req.system[0].text, "Extract the event information.");
+    assert!(req.extra.is_none());
+}
+
+#[test]
+fn malformed_requests_are_rejected_with_a_reason() {
+    let err = parse_request(b"{\"model\":\"gpt-5\",\"input\":[").unwrap_err();
+    assert!(err.message.contains("line"), "{err}");
+    let err = parse_request(
+        br#"{"model":"gpt-5","input":[{"type":"function_call_output","output":"x"}]}"#,
+    )
+    .unwrap_err();
+    assert_eq!(err.param.as_deref(), Some("input[0].call_id"));
+    assert!(err.to_string().contains("input[0].call_id"));
+    let err =
+        parse_request(br#"{"model":"gpt-5","input":"x","tool_choice":"sometimes"}"#).unwrap_err();
+    assert_eq!(err.param.as_deref(), Some("tool_choice"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn response_snapshots() {
+    for case in RESPONSE_CASES {
+        let body = read(&format!("{case}.json"));
+        let resp = parse_response(&body).unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(usage_from_response(&body), Some(resp.usage), "{case}");
+        let out = response_to_json(&resp);
+        assert_snapshot(case, &out);
+        let again = parse_response(out.to_string().as_bytes()).unwrap();
+        assert_eq!(again, resp, "{case}");
+    }
+}
+
+#[test]
+fn response_canonical_details() {
+    let r = parse_response(&read("resp_text.json")).unwrap();
+    assert_eq!(r.finish_reason, Some(FinishReason::EndTurn));
+    assert_eq!(r.created, Some(1741476542));
+    assert!(
+        matches!(&r.content[..], [ContentBlock::Text(t)] if t.text.starts_with("In a peaceful grove"))
+    );
+
+    let r = parse_response(&read("resp_function_call.json")).unwrap();
+    assert_eq!(r.finish_reason, Some(FinishReason::ToolUse));
+    assert_eq!(
+        r.content[2],
+        ContentBlock::ToolCall(ToolCall {
+            id: "call_YbF1tZ8".into(),
+            name: "get_weather".into(),
+            arguments: "{\"location\":\"Paris, France\",\"unit\":\"celsius\"}".into()
+        })
+    );
+    assert_eq!(r.usage.reasoning_tokens, 64);
+    let out = response_to_json(&r);
+    assert_eq!(out["output"][0]["encrypted_content"], "gAAAAABo_fc_enc==");
+    assert_eq!(out["output"][1]["id"], "fc_call_YbF1tZ8");
+
+    let r = parse_response(&read("resp_reasoning_text.json")).unwrap();
+    assert_eq!(r.finish_reason, Some(FinishReason::MaxTokens));
+    assert!(
+        matches!(&r.content[0], ContentBlock::Thinking { text, signature: None }
+        if text == "**Counting letters**\n\nStrawberry has three r's.\n**Answering briefly**")
+    );
+    assert_eq!(
+        r.usage,
+        Usage {
+            input_tokens: 1290,
+            output_tokens: 311,
+            cache_read_tokens: 1024,
+            cache_write_tokens: 0,
+            reasoning_tokens: 270
+        }
+    );
+    let out = response_to_json(&r);
+    assert_eq!(out["status"], "incomplete");
+    assert_eq!(
+        out["incomplete_details"],
+        json!({"reason": "max_output_tokens"})
+    );
+    assert_eq!(out["usage"]["total_tokens"], 1601);
+
+    // A response from another dialect: ids and items are made up in Responses' shape.
+    let foreign = Response {
+        id: "msg_01ABC".into(),
+        model: "claude-sonnet-4-5".into(),
+        content: vec![
+            ContentBlock::Thinking {
+                text: "think".into(),
+                signature: Some("sig".into()),
+            },
+            ContentBlock::text("Hello"),
+            ContentBlock::ToolCall(ToolCall {
+                id: "toolu_1".into(),
+                name: "f".into(),
+                arguments: "{}".into(),
+            }),
+        ],
+        finish_reason: Some(FinishReason::Refusal),
+        ..Response::default()
+    };
+    let out = response_to_json(&foreign);
+    assert_eq!(out["id"], "resp_msg_01ABC");
+    assert_eq!(out["object"], "response");
+    assert_eq!(out["created_at"], 0);
+    assert_eq!(out["status"], "incomplete");
+    assert_eq!(out["incomplete_details"]["reason"], "content_filter");
+    assert!(out["error"].is_null());
+    assert_eq!(out["tools"], json!([]));
+    assert_eq!(
+        out["output"],
+        json!([
+            {"id": "rs_msg_01ABC_0", "type": "reasoning", "summary": [{"type": "summary_text", "text": "think"}]},
+            {"id": "msg_msg_01ABC_1", "type": "message", "status": "completed", "role": "assistant",
+             "content": [{"type": "output_text", "text": "Hello", "annotations": [], "logprobs": []}]},
+            {"id": "fc_toolu_1", "type": "function_call", "status": "completed", "arguments": "{}",
+             "call_id": "toolu_1", "name": "f"}
+        ])
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams
+// ---------------------------------------------------------------------------------------------
+
+/// SSE events `(event, data)` of a byte stream.
+fn sse_events(bytes: &[u8]) -> Vec<(Option<String>, String)> {
+    let mut parser = SseParser::new();
+    parser.push(bytes);
+    let mut out: Vec<(Option<String>, String)> = std::iter::from_fn(|| parser.next_event())
+        .map(|e| (e.event, e.data))
+        .collect();
+    out.extend(parser.finish().map(|e| (e.event, e.data)));
+    out
+}
+
+/// Decodes SSE bytes fed in `step`-byte pieces, as a TCP read would split them.
+fn decode_sse(bytes: &[u8], step: usize, decoder: &mut dyn StreamDecoder) -> Vec<StreamEvent> {
+    let mut parser = SseParser::new();
+    let mut events = Vec::new();
+    for piece in bytes.chunks(step) {
+        parser.push(piece);
+        while let Some(ev) = parser.next_event() {
+            decoder.decode(ev.event.as_deref(), &ev.data, &mut events);
+        }
+    }
+    if let Some(ev) = parser.finish() {
+        decoder.decode(ev.event.as_deref(), &ev.data, &mut events);
+    }
+    decoder.finish(&mut events);
+    events
+}
+
+fn accumulate(events: &[StreamEvent]) -> Response {
+    let mut acc = ResponseAccumulator::new();
+    for ev in events {
+        acc.push(ev);
+    }
+    assert!(acc.finished, "stream never finished: {events:?}");
+    assert!(acc.error.is_none(), "{:?}", acc.error);
+    acc.into_response()
+}
+
+fn assert_well_formed(events: &[StreamEvent]) {
+    assert!(matches!(events.first(), Some(StreamEvent::Start { .. })));
+    assert_eq!(events.last(), Some(&StreamEvent::Stop));
+    let count = |f: fn(&StreamEvent) -> bool| events.iter().filter(|e| f(e)).count();
+    assert_eq!(count(|e| matches!(e, StreamEvent::Finish { .. })), 1);
+    assert_eq!(
+        count(|e| matches!(e, StreamEvent::BlockStart { .. })),
+        count(|e| matches!(e, StreamEvent::BlockStop { .. }))
+    );
+}
+
+fn encode(events: &[StreamEvent]) -> Vec<u8> {
+    let mut encoder = Encoder::new(CREATED);
+    let mut bytes = Vec::new();
+    for ev in events {
+        encoder.encode(ev, &mut bytes);
+    }
+    bytes
+}
+
+/// Checks what Codex relies on: every event named as its `type`, sequence numbers 0, 1, 2 …,
+/// every delta after its item's `output_item.added` and before its `output_item.done`, every
+/// added item done, and a final `response.completed` (or `.incomplete`) carrying usage.
+/// Returns the terminal event's data.
+fn assert_valid_responses_sse(bytes: &[u8]) -> Value {
+    let events = sse_events(bytes);
+    assert!(!events.is_empty());
+    let mut open: HashSet<String> = HashSet::new();
+    let mut done: HashSet<String> = HashSet::new();
+    let mut last = Value::Null;
+    for (i, (name, data)) in events.iter().enumerate() {
+        let v: Value = serde_json::from_str(data).unwrap();
+        let kind = v["type"].as_str().unwrap();
+        assert_eq!(name.as_deref(), Some(kind), "event name at {i}");
+        assert_eq!(v["sequence_number"], json!(i), "sequence_number at {i}");
+        match kind {
+            "response.created" | "response.in_progress" => {
+                assert!(i < 2, "{kind} at {i}");
+                assert_eq!(v["response"]["status"], "in_progress");
+                assert_eq!(v["response"]["output"], json!([]));
+            }
+            "response.output_item.added" => {
+                let id = v["item"]["id"].as_str().unwrap().to_string();
+                assert!(open.insert(id.clone()), "item {id} added twice");
+            }
+            "response.output_item.done" => {
+                let id = v["item"]["id"].as_str().unwrap().to_string();
+                assert!(open.remove(&id), "item {id} done before added");
+                done.insert(id);
+            }
+            "response.completed" | "response.incomplete" => {
+                assert_eq!(i, events.len() - 1, "terminal event is last");
+                assert!(open.is_empty(), "items left open: {open:?}");
+                let out_ids: HashSet<String> = v["response"]["output"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|it| it["id"].as_str().unwrap().to_string())
+                    .collect();
+                assert_eq!(out_ids, done);
+                assert!(v["response"]["usage"]["total_tokens"].is_u64());
+                assert_eq!(
+                    usage_from_event(name.as_deref(), data),
+                    usage_from_event(None, data)
+                );
+                assert!(usage_from_event(None, data).is_some());
+                assert!(is_terminal_event(None, data));
+                last = v.clone();
+            }
+            _ => {
+                let id = v["item_id"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{kind} has no item_id"));
+                assert!(open.contains(id), "{kind} for item {id} that is not open");
+                assert!(!is_terminal_event(name.as_deref(), data));
+                assert_eq!(usage_from_event(None, data), None);
+            }
+        }
+    }
+    assert!(
+        !last.is_null(),
+        "stream does not end with response.completed"
+    );
+    last
+}
+
+fn assert_round_trip(events: &[StreamEvent], original: &Response) {
+    let bytes = encode(events);
+    assert_valid_responses_sse(&bytes);
+    let again = decode_sse(&bytes, 64, &mut Decoder::new());
+    assert_well_formed(&again);
+    assert_eq!(&accumulate(&again), original);
+}
+
+#[test]
+fn stream_reasoning_then_text() {
+    let bytes = read("stream_reasoning_text.sse");
+    for step in [1, 7, bytes.len()] {
+        let events = decode_sse(&bytes, step, &mut Decoder::new());
+        assert_well_formed(&events);
+        let r = accumulate(&events);
+        assert_eq!(r.id, "resp_68c0a1b2c3d4e5f6");
+        assert_eq!(r.model, "gpt-5-mini-2025-08-07");
+        assert_eq!(
+            r.content,
+            vec![
+                ContentBlock::Thinking {
+                    text: "**Choosing a greeting**\n\nThe user said hi\n**Keeping it short**"
+                        .into(),
+                    signature: None
+                },
+                ContentBlock::text("Bonjour ! Ça va ?"),
+            ]
+        );
+        assert_eq!(r.finish_reason, Some(FinishReason::EndTurn));
+        assert_eq!(
+            r.usage,
+            Usage {
+                input_tokens: 24,
+                output_tokens: 80,
+                reasoning_tokens: 64,
+                ..Usage::default()
+            }
+        );
+        if step == 1 {
+            assert_round_trip(&events, &r);
+        }
+    }
+    // Passthrough accounting: only the last event is terminal, and it has the usage.
+    let events = sse_events(&bytes);
+    let terminal: Vec<bool> = events
+        .iter()
+        .map(|(e, d)| is_terminal_event(e.as_deref(), d))
+        .collect();
+    assert_eq!(terminal.iter().filter(|t| **t).count(), 1);
+    assert!(terminal[terminal.len() - 1]);
+    let usages: Vec<Usage> = events
+        .iter()
+        .filter_map(|(e, d)| usage_from_event(e.as_deref(), d))
+        .collect();
+    assert_eq!(usages.len(), 1);
+    assert_eq!(usages[0].output_tokens, 80);
+    // The upstream transcript itself passes the checks the encoder's output is held to.
+    assert_valid_responses_sse(&bytes);
+}
+
+#[test]
+fn stream_function_call_argument_deltas() {
+    let bytes = read("stream_function_call.sse");
+    let events = decode_sse(&bytes, 13, &mut Decoder::new());
+    assert_well_formed(&events);
+    let r = accumulate(&events);
+    // The reasoning item had no summary: no block at all.
+    assert_eq!(
+        r.content,
+        vec![ContentBlock::ToolCall(ToolCall {
+            id: "call_9sLkQ2".into(),
+            name: "get_weather".into(),
+            arguments: "{\"city\":\"Paris\"}".into()
+        })]
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(
+                e,
+                StreamEvent::BlockDelta {
+                    delta: ekai_wire::canonical::Delta::ToolArguments(_),
+                    ..
+                }
+            ))
+            .count(),
+        5,
+        "argument fragments pass through as they came (done does not repeat them)"
+    );
+    assert_eq!(r.finish_reason, Some(FinishReason::ToolUse));
+    assert_eq!(r.usage.cache_read_tokens, 64);
+    assert_eq!(r.usage.input_tokens, 75);
+    assert_round_trip(&events, &r);
+
+    let out = encode(&events);
+    let last = assert_valid_responses_sse(&out);
+    assert_eq!(
+        last["response"]["output"][0],
+        json!({"id": "fc_call_9sLkQ2", "type": "function_call", "status": "completed",
+            "arguments": "{\"city\":\"Paris\"}", "call_id": "call_9sLkQ2", "name": "get_weather"})
+    );
+    assert_eq!(last["response"]["id"], "resp_68c0b9f1e2d3");
+    assert_eq!(last["response"]["created_at"], CREATED);
+}
+
+#[test]
+fn stream_failures() {
+    let sse = "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"model\":\"gpt-5\",\"output\":[]}}\n\n\
+event: response.failed\ndata: {\"type\":\"response.failed\",\"sequence_number\":1,\"response\":{\"id\":\"resp_1\",\"status\":\"failed\",\"error\":{\"code\":\"rate_limit_exceeded\",\"message\":\"Slow down\"},\"usage\":null}}\n\n";
+    let events = decode_sse(sse.as_bytes(), 5, &mut Decoder::new());
+    assert_eq!(
+        events.last(),
+        Some(&StreamEvent::Error {
+            kind: "rate_limit_error".into(),
+            message: "Slow down".into()
+        })
+    );
+    assert!(!events.iter().any(|e| matches!(e, StreamEvent::Stop)));
+    assert!(is_terminal_event(Some("response.failed"), ""));
+    // Re-encoded for a Responses client: response.failed with the code Codex knows.
+    let out = encode(&events);
+    let last = sse_events(&out).pop().unwrap();
+    assert_eq!(last.0.as_deref(), Some("response.failed"));
+    let v: Value = serde_json::from_str(&last.1).unwrap();
+    assert_eq!(v["response"]["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(
+        openai_responses::parse_error(br#"{"error":{"message":"bad","type":"invalid_request_error","param":"input","code":null}}"#),
+        Some(("invalid_request_error".into(), "bad".into()))
+    );
+}
+
+#[test]
+fn stream_incomplete_is_max_tokens() {
+    let events = [
+        StreamEvent::Start {
+            id: "chatcmpl-1".into(),
+            model: "gpt-4o".into(),
+            usage: Usage::default(),
+        },
+        StreamEvent::BlockStart {
+            index: 0,
+            block: ekai_wire::canonical::BlockStart::Text,
+        },
+        StreamEvent::BlockDelta {
+            index: 0,
+            delta: ekai_wire::canonical::Delta::Text("cut o".into()),
+        },
+        // No BlockStop: the encoder closes the item itself before the terminal event.
+        StreamEvent::Finish {
+            reason: Some(FinishReason::MaxTokens),
+            stop_sequence: None,
+            usage: Usage {
+                input_tokens: 3,
+                output_tokens: 2,
+                ..Usage::default()
+            },
+        },
+        StreamEvent::Stop,
+    ];
+    let out = encode(&events);
+    let last = assert_valid_responses_sse(&out);
+    assert_eq!(last["type"], "response.incomplete");
+    assert_eq!(last["response"]["status"], "incomplete");
+    assert_eq!(
+        last["response"]["incomplete_details"]["reason"],
+        "max_output_tokens"
+    );
+    let again = accumulate(&decode_sse(&out, 9, &mut Decoder::new()));
+    assert_eq!(again.finish_reason, Some(FinishReason::MaxTokens));
+    assert_eq!(again.content, vec![ContentBlock::text("cut o")]);
+    assert_eq!(again.id, "resp_chatcmpl-1");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cross-dialect
+// ---------------------------------------------------------------------------------------------
+
+/// Every tool call id in a Chat body has its tool message, and every tool message its call.
+fn assert_chat_ids_link(body: &Value) {
+    let mut calls = HashSet::new();
+    let mut results = HashSet::new();
+    for m in body["messages"].as_array().unwrap() {
+        for c in m["tool_calls"].as_array().into_iter().flatten() {
+            calls.insert(c["id"].as_str().unwrap().to_string());
+        }
+        if m["role"] == "tool" {
+            results.insert(m["tool_call_id"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(calls, results);
+}
+
+fn assert_anthropic_ids_link(body: &Value) {
+    let mut calls = HashSet::new();
+    let mut results = HashSet::new();
+    for m in body["messages"].as_array().unwrap() {
+        for b in m["content"].as_array().into_iter().flatten() {
+            match b["type"].as_str() {
+                Some("tool_use") => {
+                    calls.insert(b["id"].as_str().unwrap().to_string());
+                }
+                Some("tool_result") => {
+                    results.insert(b["tool_use_id"].as_str().unwrap().to_string());
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(calls, results);
+}
+
+#[test]
+fn requests_for_chat_and_anthropic_upstreams() {
+    for case in REQUEST_CASES {
+        let req: Request = parse_request(&read(&format!("{case}.json"))).unwrap();
+        let chat = openai_chat::request_to_json(&req).unwrap();
+        cross_json(&format!("responses_to_chat/{case}.request.json"), &chat);
+        assert_chat_ids_link(&chat);
+        let claude = anthropic::request_to_json(&req).unwrap();
+        cross_json(
+            &format!("responses_to_anthropic/{case}.request.json"),
+            &claude,
+        );
+        assert_anthropic_ids_link(&claude);
+        // Nothing that only a Responses upstream understands leaks out.
+        for (name, body) in [("chat", &chat), ("anthropic", &claude)] {
+            let text = body.to_string();
+            for leak in [
+                "encrypted_content",
+                "custom_tool_call",
+                "prompt_cache_key",
+                "\"include\"",
+                "\"store\"",
+                "input_text",
+            ] {
+                assert!(!text.contains(leak), "{case} → {name} carries {leak}");
+            }
+            // Both parse back in their own dialect.
+            let ok = match name {
+                "chat" => openai_chat::parse_request(text.as_bytes()).map(|_| ()),
+                _ => anthropic::parse_request(text.as_bytes()).map(|_| ()),
+            };
+            ok.unwrap_or_else(|e| panic!("{case} → {name}: {e}"));
+        }
+    }
+    // The Codex conversation keeps its shell call linked to its output in both.
+    let req = parse_request(&read("req_codex.json")).unwrap();
+    let chat = openai_chat::request_to_json(&req).unwrap();
+    let msgs = chat["messages"].as_array().unwrap();
+    let call_at = msgs
+        .iter()
+        .position(|m| m["tool_calls"][0]["id"] == "call_Xk2PqT9")
+        .unwrap();
+    assert_eq!(msgs[call_at + 1]["role"], "tool");
+    assert_eq!(msgs[call_at + 1]["tool_call_id"], "call_Xk2PqT9");
+    assert_eq!(chat["tools"].as_array().unwrap().len(), 2);
+    assert_eq!(chat["reasoning_effort"], "medium");
+    let claude = anthropic::request_to_json(&req).unwrap();
+    assert_eq!(claude["tools"].as_array().unwrap().len(), 2);
+    assert!(claude["system"].to_string().contains("You are Codex"));
+}
+
+#[test]
+fn responses_for_chat_and_anthropic_clients() {
+    for case in RESPONSE_CASES {
+        let resp = parse_response(&read(&format!("{case}.json"))).unwrap();
+        let chat = openai_chat::response_to_json(&resp);
+        cross_json(&format!("responses_to_chat/{case}.response.json"), &chat);
+        let claude = anthropic::response_to_json(&resp);
+        cross_json(
+            &format!("responses_to_anthropic/{case}.response.json"),
+            &claude,
+        );
+        assert!(!chat.to_string().contains("encrypted_content"), "{case}");
+        assert!(!claude.to_string().contains("encrypted_content"), "{case}");
+    }
+}
+
+/// What a Responses client can see of an Anthropic response: no signatures, no redacted thinking,
+/// no empty text.
+fn visible_to_responses(mut r: Response) -> Response {
+    r.content = r
+        .content
+        .into_iter()
+        .filter_map(|b| match b {
+            ContentBlock::Thinking { text, .. } if text.is_empty() => None,
+            ContentBlock::Thinking { text, .. } => Some(ContentBlock::Thinking {
+                text,
+                signature: None,
+            }),
+            ContentBlock::RedactedThinking { .. } => None,
+            ContentBlock::Text(t) if t.text.is_empty() => None,
+            other => Some(other),
+        })
+        .collect();
+    r.id = format!("resp_{}", r.id);
+    r.stop_sequence = None;
+    r
+}
+
+#[test]
+fn anthropic_streams_reencoded_for_codex() {
+    let dir = fixtures().join("anthropic/streams");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sse"))
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty());
+    for path in cases {
+        let case = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let bytes = std::fs::read(&path).unwrap();
+        let events = decode_sse(&bytes, 17, &mut anthropic::Decoder::new());
+        let original = accumulate(&events);
+        let out = encode(&events);
+        support::assert_text_snapshot(
+            &fixtures()
+                .join("cross/responses_from_anthropic")
+                .join(format!("{case}.sse")),
+            std::str::from_utf8(&out).unwrap(),
+        );
+        let last = assert_valid_responses_sse(&out);
+        let usage = &last["response"]["usage"];
+        assert_eq!(
+            usage["input_tokens"].as_u64(),
+            Some(original.usage.input_tokens),
+            "{case}"
+        );
+        assert!(usage["input_tokens"].as_u64().unwrap() > 0, "{case}");
+        assert_eq!(
+            usage["input_tokens_details"]["cached_tokens"].as_u64(),
+            Some(original.usage.cache_read_tokens),
+            "{case}"
+        );
+        // Decoded again as Codex would read it: the same conversation.
+        let again = accumulate(&decode_sse(&out, 64, &mut Decoder::new()));
+        let mut expected = visible_to_responses(original);
+        // Responses has no stop-sequence or pause status: those read back as a plain end of turn.
+        if matches!(
+            expected.finish_reason,
+            Some(FinishReason::StopSequence | FinishReason::PauseTurn)
+        ) {
+            expected.finish_reason = Some(FinishReason::EndTurn);
+        }
+        assert_eq!(again.content, expected.content, "{case}");
+        assert_eq!(again.finish_reason, expected.finish_reason, "{case}");
+        assert_eq!(
+            again.usage.input_tokens, expected.usage.input_tokens,
+            "{case}"
+        );
+        assert_eq!(
+            again.usage.output_tokens, expected.usage.output_tokens,
+            "{case}"
+        );
+        assert_eq!(again.id, expected.id, "{case}");
+    }
+}
