@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 pub enum Dialect {
     OpenAiChat,
     Anthropic,
+    Gemini,
 }
 
 impl Dialect {
@@ -26,6 +27,7 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => "openai_chat",
             Dialect::Anthropic => "anthropic",
+            Dialect::Gemini => "gemini",
         }
     }
 }

@@ -1,4 +1,5 @@
 //! One module per API dialect. Each converts to and from `crate::canonical` only.
 
 pub mod anthropic;
+pub mod gemini;
 pub mod openai_chat;
