@@ -65,8 +65,14 @@ pub(crate) fn finish_reason_from_str(s: &str, called_tools: bool) -> FinishReaso
         "STOP" if called_tools => FinishReason::ToolUse,
         "STOP" => FinishReason::EndTurn,
         "MAX_TOKENS" => FinishReason::MaxTokens,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY"
-        | "IMAGE_PROHIBITED_CONTENT" | "IMAGE_RECITATION" => FinishReason::ContentFilter,
+        "SAFETY"
+        | "RECITATION"
+        | "BLOCKLIST"
+        | "PROHIBITED_CONTENT"
+        | "SPII"
+        | "IMAGE_SAFETY"
+        | "IMAGE_PROHIBITED_CONTENT"
+        | "IMAGE_RECITATION" => FinishReason::ContentFilter,
         other => FinishReason::Other(other.to_string()),
     }
 }

@@ -128,7 +128,9 @@ fn parse_part(
         let arguments = match call.get("args") {
             None | Some(Value::Null) => "{}".to_string(),
             Some(args @ Value::Object(_)) => args.to_string(),
-            Some(other) => return Err(wrong_type(&format!("{call_path}.args"), "an object", other)),
+            Some(other) => {
+                return Err(wrong_type(&format!("{call_path}.args"), "an object", other));
+            }
         };
         let id = ids.call(id, &name);
         Some(ContentBlock::ToolCall(ToolCall {
@@ -367,7 +369,10 @@ pub(super) fn render_blocks(
                 if !ctx.request {
                     fr["id"] = Value::String(tool_call_id.clone());
                 }
-                out.push(with_signature(json!({"functionResponse": fr}), pending.take()));
+                out.push(with_signature(
+                    json!({"functionResponse": fr}),
+                    pending.take(),
+                ));
                 // Images a tool returned follow its response as parts of the same turn.
                 for b in content {
                     if let ContentBlock::Image { source, .. } = b {
@@ -394,7 +399,8 @@ pub(super) fn render_blocks(
 /// Gemini 3 rejects a model turn whose first function call lacks a signature: history from another
 /// dialect gets the documented placeholder.
 pub(super) fn ensure_call_signature(parts: &mut [Value]) {
-    if let Some(Value::Object(first_call)) = parts.iter_mut().find(|p| p.get("functionCall").is_some())
+    if let Some(Value::Object(first_call)) =
+        parts.iter_mut().find(|p| p.get("functionCall").is_some())
     {
         first_call
             .entry("thoughtSignature")
@@ -426,7 +432,11 @@ fn parse_data_url(url: &str) -> Option<(&str, &str)> {
 
 /// Gemini wants a MIME type next to a file URI; the URL's extension is all there is to go on.
 fn guess_image_type(url: &str) -> &'static str {
-    let path = url.split(['?', '#']).next().unwrap_or(url).to_ascii_lowercase();
+    let path = url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(url)
+        .to_ascii_lowercase();
     if path.ends_with(".png") {
         "image/png"
     } else if path.ends_with(".webp") {

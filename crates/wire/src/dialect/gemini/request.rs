@@ -227,7 +227,11 @@ fn parse_generation_config(
     extra: &mut Obj,
 ) -> Result<(), WireError> {
     const P: &str = "generationConfig";
-    req.max_tokens = take_u32(&mut config, "maxOutputTokens", &format!("{P}.maxOutputTokens"))?;
+    req.max_tokens = take_u32(
+        &mut config,
+        "maxOutputTokens",
+        &format!("{P}.maxOutputTokens"),
+    )?;
     req.temperature = take_f64(&mut config, "temperature", &format!("{P}.temperature"))?;
     req.top_p = take_f64(&mut config, "topP", &format!("{P}.topP"))?;
     req.top_k = take_u32(&mut config, "topK", &format!("{P}.topK"))?;
@@ -298,14 +302,20 @@ fn parse_generation_config(
 fn parse_thinking(mut obj: Obj, extra: &mut Obj) -> Result<Option<Reasoning>, WireError> {
     const P: &str = "generationConfig.thinkingConfig";
     let verbatim = obj.clone();
-    let budget = match obj.remove("thinkingBudget") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(
-            n.as_i64()
-                .ok_or_else(|| WireError::at(format!("{P}.thinkingBudget"), "expected an integer"))?,
-        ),
-        Some(other) => return Err(wrong_type(&format!("{P}.thinkingBudget"), "an integer", &other)),
-    };
+    let budget =
+        match obj.remove("thinkingBudget") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| {
+                WireError::at(format!("{P}.thinkingBudget"), "expected an integer")
+            })?),
+            Some(other) => {
+                return Err(wrong_type(
+                    &format!("{P}.thinkingBudget"),
+                    "an integer",
+                    &other,
+                ));
+            }
+        };
     let level = take_string(&mut obj, "thinkingLevel", &format!("{P}.thinkingLevel"))?
         .map(|l| l.to_ascii_lowercase());
     let include = take_bool(&mut obj, "includeThoughts", &format!("{P}.includeThoughts"))?;

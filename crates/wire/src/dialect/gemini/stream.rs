@@ -306,11 +306,7 @@ impl StreamDecoder for Decoder {
                 }
             }
             None => {
-                if chunk
-                    .prompt_feedback
-                    .and_then(|f| f.block_reason)
-                    .is_some()
-                {
+                if chunk.prompt_feedback.and_then(|f| f.block_reason).is_some() {
                     self.reason = Some("SAFETY".to_string());
                     finishing = true;
                 }
