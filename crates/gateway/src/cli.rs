@@ -226,12 +226,6 @@ fn check(config: &Config) -> anyhow::Result<()> {
             state
         )?;
     }
-    if config.gemini_key_present {
-        writeln!(
-            out,
-            "  gemini: key set, but the native Gemini provider is not available in this version"
-        )?;
-    }
     Ok(())
 }
 
@@ -294,15 +288,5 @@ fn models(config: &Config) -> anyhow::Result<()> {
         };
         writeln!(out, "  {:<12} {state}", p.name)?;
     }
-    writeln!(
-        out,
-        "  {:<12} {}",
-        "gemini",
-        if config.gemini_key_present {
-            "key set, but the native Gemini provider is not available in this version"
-        } else {
-            "not available in this version"
-        }
-    )?;
     Ok(())
 }

@@ -87,15 +87,10 @@ pub fn log_providers(config: &Config) {
         .collect();
     if configured.is_empty() {
         tracing::warn!(
-            "no provider is configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY, XAI_API_KEY or OPENROUTER_API_KEY in the environment or in .env, or declare a provider in a config file (--config); `ekai-gateway check` shows what is set"
+            "no provider is configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY, GOOGLE_API_KEY, XAI_API_KEY or OPENROUTER_API_KEY in the environment or in .env, or declare a provider in a config file (--config); `ekai-gateway check` shows what is set"
         );
     } else {
         tracing::info!("providers configured: {}", configured.join(", "));
-    }
-    if config.gemini_key_present {
-        tracing::warn!(
-            "GOOGLE_API_KEY/GEMINI_API_KEY is set, but the native Gemini provider is not available in this version; Gemini models work through OpenRouter"
-        );
     }
 }
 

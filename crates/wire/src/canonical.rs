@@ -21,6 +21,8 @@ pub enum Dialect {
     Anthropic,
     /// OpenAI Responses API (`/v1/responses`).
     OpenAiResponses,
+    /// Google Gemini native API (`generateContent`).
+    Gemini,
 }
 
 impl Dialect {
@@ -29,6 +31,7 @@ impl Dialect {
             Dialect::OpenAiChat => "openai_chat",
             Dialect::Anthropic => "anthropic",
             Dialect::OpenAiResponses => "openai_responses",
+            Dialect::Gemini => "gemini",
         }
     }
 }

@@ -143,6 +143,7 @@ fn item(block: &ContentBlock) -> Option<Item> {
 /// What of one message's content a request in `to` can carry, in the order parsing it back gives.
 fn carried(role: Role, items: Vec<Item>, to: Dialect) -> Vec<Item> {
     match to {
+        Dialect::Gemini => panic!("Gemini has its own cross tests (gemini_fixtures.rs)"),
         // Anthropic rejects thinking it did not sign, and has no place for OpenAI-only parts.
         Dialect::Anthropic => items
             .into_iter()
@@ -350,6 +351,7 @@ fn assert_request_survives(case: &str, from: &Request, to: &Request, target: Dia
     );
     assert_eq!(function_tools(to), function_tools(from), "{ctx}: tools");
     let other = match target {
+        Dialect::Gemini => panic!("Gemini has its own cross tests (gemini_fixtures.rs)"),
         Dialect::Anthropic => Dialect::OpenAiChat,
         Dialect::OpenAiChat => Dialect::Anthropic,
         Dialect::OpenAiResponses => unreachable!("this suite covers Chat and Anthropic only"),
@@ -383,6 +385,7 @@ fn assert_request_survives(case: &str, from: &Request, to: &Request, target: Dia
     assert_eq!(to.stream, from.stream, "{ctx}: stream");
     assert_eq!(to.user, from.user, "{ctx}: end-user id");
     match target {
+        Dialect::Gemini => panic!("Gemini has its own cross tests (gemini_fixtures.rs)"),
         Dialect::Anthropic => {
             // Anthropic thinks only where it accepts thinking (see `thinking_budget` in the
             // dialect and the dedicated tests below): when it does, the level is at most the
@@ -807,6 +810,7 @@ fn response_through(r: &Response, to: Dialect, streamed: bool) -> Response {
     let mut out = r.clone();
     out.content.clear();
     match to {
+        Dialect::Gemini => panic!("Gemini has its own cross tests (gemini_fixtures.rs)"),
         Dialect::Anthropic => {
             // Anthropic reports no reasoning tokens and no creation time.
             out.usage.reasoning_tokens = 0;
@@ -1095,6 +1099,7 @@ fn accumulate(ctx: &str, events: &[StreamEvent]) -> Response {
 fn stream_trip(case: &str, path: &Path, from: Dialect) -> (Response, Response, String) {
     let bytes = read(path);
     let (events, sse, again) = match from {
+        Dialect::Gemini => panic!("Gemini has its own cross tests (gemini_fixtures.rs)"),
         Dialect::OpenAiChat => {
             let events = decode_sse(&bytes, &mut openai_chat::Decoder::new());
             let sse = encode(&events, &mut anthropic::Encoder::new());
@@ -1110,6 +1115,7 @@ fn stream_trip(case: &str, path: &Path, from: Dialect) -> (Response, Response, S
         Dialect::OpenAiResponses => unreachable!("this suite covers Chat and Anthropic only"),
     };
     let dir = match from {
+        Dialect::Gemini => panic!("Gemini has its own cross tests (gemini_fixtures.rs)"),
         Dialect::OpenAiChat => "openai_to_anthropic",
         Dialect::Anthropic => "anthropic_to_openai",
         Dialect::OpenAiResponses => unreachable!("this suite covers Chat and Anthropic only"),
@@ -1119,6 +1125,7 @@ fn stream_trip(case: &str, path: &Path, from: Dialect) -> (Response, Response, S
     let original = accumulate(&format!("{case} (source)"), &events);
     let translated = accumulate(&format!("{case} (translated)"), &again);
     let to = match from {
+        Dialect::Gemini => panic!("Gemini has its own cross tests (gemini_fixtures.rs)"),
         Dialect::OpenAiChat => Dialect::Anthropic,
         Dialect::Anthropic => Dialect::OpenAiChat,
         Dialect::OpenAiResponses => unreachable!("this suite covers Chat and Anthropic only"),

@@ -4,7 +4,7 @@ use crate::error::GatewayError;
 use axum::body::Body;
 use axum::response::Response;
 use ekai_wire::canonical::Dialect;
-use ekai_wire::dialect::{anthropic, openai_chat};
+use ekai_wire::dialect::{anthropic, gemini, openai_chat, openai_responses};
 use http::{HeaderValue, header};
 
 pub fn render(dialect: Dialect, e: &GatewayError) -> Response {
@@ -13,6 +13,10 @@ pub fn render(dialect: Dialect, e: &GatewayError) -> Response {
             openai_chat::error_json(e.kind, &e.message, e.param.as_deref(), e.code)
         }
         Dialect::Anthropic => anthropic::error_json(e.kind, &e.message),
+        Dialect::OpenAiResponses => {
+            openai_responses::error_json(e.kind, &e.message, e.param.as_deref(), e.code)
+        }
+        Dialect::Gemini => gemini::error_json(e.kind, &e.message),
     };
     let mut resp = Response::new(Body::from(serde_json::to_vec(&json).unwrap_or_default()));
     *resp.status_mut() = e.status;

@@ -7,7 +7,7 @@ use super::error::render;
 use crate::config::Strategy;
 use crate::error::GatewayError;
 use crate::proxy::{Ctx, HOP_HEADER};
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use ekai_wire::canonical::Dialect;
@@ -22,15 +22,44 @@ enum Op {
 }
 
 pub async fn chat_completions(State(s): State<Arc<AppState>>, req: Request) -> Response {
-    run(&s, Dialect::OpenAiChat, Op::Generate, req).await
+    run(&s, Dialect::OpenAiChat, Op::Generate, req, None).await
 }
 
 pub async fn messages(State(s): State<Arc<AppState>>, req: Request) -> Response {
-    run(&s, Dialect::Anthropic, Op::Generate, req).await
+    run(&s, Dialect::Anthropic, Op::Generate, req, None).await
 }
 
 pub async fn count_tokens(State(s): State<Arc<AppState>>, req: Request) -> Response {
-    run(&s, Dialect::Anthropic, Op::CountTokens, req).await
+    run(&s, Dialect::Anthropic, Op::CountTokens, req, None).await
+}
+
+pub async fn responses(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    run(&s, Dialect::OpenAiResponses, Op::Generate, req, None).await
+}
+
+/// `POST /v1beta/models/{model}:generateContent` and `…:streamGenerateContent` (Gemini's API puts
+/// the model and the streaming choice in the path).
+pub async fn gemini(
+    State(s): State<Arc<AppState>>,
+    Path(model_action): Path<String>,
+    req: Request,
+) -> Response {
+    let stream = match model_action.rsplit_once(':') {
+        Some((model, "generateContent")) => Some((model.to_string(), false)),
+        Some((model, "streamGenerateContent")) => Some((model.to_string(), true)),
+        _ => None,
+    };
+    match stream {
+        Some(target) => run(&s, Dialect::Gemini, Op::Generate, req, Some(target)).await,
+        None => {
+            let mut e = GatewayError::invalid(format!(
+                "unsupported Gemini method in {model_action:?}: this gateway serves :generateContent and :streamGenerateContent"
+            ));
+            e.status = http::StatusCode::NOT_FOUND;
+            e.kind = ekai_wire::canonical::ErrorKind::NotFound;
+            render(Dialect::Gemini, &e)
+        }
+    }
 }
 
 fn header_string(h: &HeaderMap, name: &str) -> Option<String> {
@@ -39,7 +68,13 @@ fn header_string(h: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-async fn run(s: &AppState, dialect: Dialect, op: Op, req: Request) -> Response {
+async fn run(
+    s: &AppState,
+    dialect: Dialect,
+    op: Op,
+    req: Request,
+    url_target: Option<(String, bool)>,
+) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let mut ctx = Ctx {
@@ -52,6 +87,8 @@ async fn run(s: &AppState, dialect: Dialect, op: Op, req: Request) -> Response {
         served: None,
         requested_model: None,
         attempts: 0,
+        url_stream: url_target.as_ref().map(|(_, stream)| *stream),
+        url_model: url_target.map(|(model, _)| model),
     };
     let result = async {
         if parts

@@ -36,13 +36,15 @@ pub enum ProviderKind {
     Anthropic,
     Xai,
     OpenRouter,
+    Gemini,
     Compatible,
 }
 
 impl ProviderKind {
-    pub const BUILT_IN: [ProviderKind; 4] = [
+    pub const BUILT_IN: [ProviderKind; 5] = [
         ProviderKind::OpenAi,
         ProviderKind::Anthropic,
+        ProviderKind::Gemini,
         ProviderKind::Xai,
         ProviderKind::OpenRouter,
     ];
@@ -53,6 +55,7 @@ impl ProviderKind {
             ProviderKind::Anthropic => "anthropic",
             ProviderKind::Xai => "xai",
             ProviderKind::OpenRouter => "openrouter",
+            ProviderKind::Gemini => "gemini",
             ProviderKind::Compatible => "compatible",
         }
     }
@@ -63,6 +66,7 @@ impl ProviderKind {
             ProviderKind::Anthropic => "https://api.anthropic.com",
             ProviderKind::Xai => "https://api.x.ai/v1",
             ProviderKind::OpenRouter => "https://openrouter.ai/api/v1",
+            ProviderKind::Gemini => "https://generativelanguage.googleapis.com",
             ProviderKind::Compatible => "",
         }
     }
@@ -73,6 +77,8 @@ impl ProviderKind {
             ProviderKind::Anthropic => &["ANTHROPIC_API_KEY"],
             ProviderKind::Xai => &["XAI_API_KEY"],
             ProviderKind::OpenRouter => &["OPENROUTER_API_KEY"],
+            // Google's own docs and SDKs use both names.
+            ProviderKind::Gemini => &["GOOGLE_API_KEY", "GEMINI_API_KEY"],
             ProviderKind::Compatible => &[],
         }
     }
@@ -80,6 +86,7 @@ impl ProviderKind {
     fn dialect(self) -> Dialect {
         match self {
             ProviderKind::Anthropic => Dialect::Anthropic,
+            ProviderKind::Gemini => Dialect::Gemini,
             _ => Dialect::OpenAiChat,
         }
     }
@@ -257,9 +264,6 @@ pub struct Config {
     /// `tracing` filter directive (RUST_LOG), default `info`.
     pub log_filter: String,
     pub config_file: Option<PathBuf>,
-    /// Present when `GOOGLE_API_KEY`/`GEMINI_API_KEY` is set; the native Gemini adapter is not built
-    /// yet, so startup says so instead of silently ignoring the key.
-    pub gemini_key_present: bool,
     /// `[[models]]` from the file, validated; applied with `Catalog::with_overrides`.
     pub model_overrides: Vec<crate::catalog::ModelEntry>,
     /// None when the ledger is disabled (`DATABASE_URL=none`): records are then only logged.
@@ -366,10 +370,6 @@ impl Config {
             }
             providers.push(build_provider(kind.name(), kind, over, &get)?);
         }
-        // Gemini's native adapter is not built yet: accept its settings so configs stay valid.
-        let gemini = file_providers.remove("gemini");
-        let gemini_key_present = gemini.is_none_or(|g| g.enabled != Some(false))
-            && (get("GOOGLE_API_KEY").is_some() || get("GEMINI_API_KEY").is_some());
         for (name, over) in file_providers {
             if over.enabled == Some(false) {
                 continue;
@@ -398,7 +398,6 @@ impl Config {
             providers,
             log_filter: get("RUST_LOG").unwrap_or("info").to_string(),
             config_file: path.map(Path::to_path_buf),
-            gemini_key_present,
             model_overrides,
             ledger,
         })
@@ -600,9 +599,10 @@ fn build_provider<'a>(
         None => kind.dialect(),
         Some("openai_chat" | "openai") => Dialect::OpenAiChat,
         Some("anthropic") => Dialect::Anthropic,
+        Some("gemini") => Dialect::Gemini,
         Some(other) => {
             return Err(ConfigError::Invalid(format!(
-                "providers.{name}.dialect: unknown dialect {other:?} (use \"openai_chat\" or \"anthropic\")"
+                "providers.{name}.dialect: unknown dialect {other:?} (use \"openai_chat\", \"anthropic\" or \"gemini\")"
             )));
         }
     };

@@ -5,6 +5,7 @@
 //! `match` on the closed [`ProviderKind`].
 
 mod anthropic;
+mod gemini;
 mod openai;
 mod openrouter;
 mod xai;
@@ -41,20 +42,38 @@ impl Provider {
         self.config.dialect
     }
 
+    /// The dialect to speak to this provider for a client speaking `client`: the client's own when
+    /// the provider accepts it (passthrough), else the provider's primary one (translation).
+    pub fn dialect_for(&self, client: Dialect) -> Dialect {
+        let speaks_responses = self.config.kind == ProviderKind::OpenAi;
+        match client {
+            Dialect::OpenAiResponses if speaks_responses => Dialect::OpenAiResponses,
+            _ => self.config.dialect,
+        }
+    }
+
     pub fn serves(&self, model: &str) -> bool {
         self.models.iter().any(|m| m == model)
     }
 
-    /// Full URL for an operation, or None when this upstream cannot do it.
-    pub fn url(&self, op: Operation) -> Option<String> {
+    /// Full URL for an operation in a dialect, or None when this upstream cannot do it.
+    pub fn url(
+        &self,
+        dialect: Dialect,
+        op: Operation,
+        model: &str,
+        stream: bool,
+    ) -> Option<String> {
         let base = &self.config.base_url;
-        match (self.config.dialect, op) {
+        match (dialect, op) {
             (Dialect::Anthropic, Operation::Generate) => Some(format!("{base}/v1/messages")),
             (Dialect::Anthropic, Operation::CountTokens) => {
                 Some(format!("{base}/v1/messages/count_tokens"))
             }
             (Dialect::OpenAiChat, Operation::Generate) => Some(format!("{base}/chat/completions")),
-            (Dialect::OpenAiChat, Operation::CountTokens) => None,
+            (Dialect::OpenAiResponses, Operation::Generate) => Some(format!("{base}/responses")),
+            (Dialect::Gemini, op) => Some(gemini::url(base, model, op, stream)),
+            (Dialect::OpenAiChat | Dialect::OpenAiResponses, Operation::CountTokens) => None,
         }
     }
 
@@ -72,6 +91,10 @@ impl Provider {
             ProviderKind::Compatible if self.config.dialect == Dialect::Anthropic => {
                 anthropic::headers(key, anthropic_version, anthropic_beta)
             }
+            ProviderKind::Gemini => gemini::headers(key),
+            ProviderKind::Compatible if self.config.dialect == Dialect::Gemini => {
+                gemini::headers(key)
+            }
             ProviderKind::OpenAi | ProviderKind::Xai | ProviderKind::Compatible => bearer(key),
         }
     }
@@ -83,7 +106,7 @@ impl Provider {
             ProviderKind::OpenAi => openai::adapt(model, body),
             ProviderKind::Xai => xai::adapt(model, body),
             ProviderKind::OpenRouter => openrouter::adapt(body),
-            ProviderKind::Compatible | ProviderKind::Anthropic => {}
+            ProviderKind::Compatible | ProviderKind::Anthropic | ProviderKind::Gemini => {}
         }
     }
 }

@@ -40,7 +40,10 @@ impl Attempt<'_> {
         hold: &mut Option<Box<dyn Hold>>,
     ) -> Result<Response, Failure> {
         let provider = &self.cand.provider;
-        let (body, mode) = self.prepare(ctx, inbound).map_err(Failure::client)?;
+        let dialect = provider.dialect_for(ctx.dialect);
+        let (body, mode) = self
+            .prepare(ctx, inbound, dialect)
+            .map_err(Failure::client)?;
         let started = Instant::now();
         let record = self.record(ctx, inbound, started);
         let first_byte = self
@@ -48,11 +51,17 @@ impl Attempt<'_> {
             .timeouts
             .first_byte
             .min(self.deadline.saturating_duration_since(started));
+        let target = upstream::Target {
+            dialect,
+            op: Operation::Generate,
+            model: &self.cand.upstream_model,
+            stream: inbound.stream,
+        };
         let resp = match upstream::send(
             &self.proxy.client,
             ctx,
             provider,
-            Operation::Generate,
+            &target,
             body,
             first_byte,
             &self.proxy.instance_id,
@@ -66,7 +75,7 @@ impl Attempt<'_> {
             }
         };
         if !resp.status().is_success() {
-            let f = upstream::error_response(resp, provider).await;
+            let f = upstream::error_response(resp, provider, dialect).await;
             record.fail(
                 f.error.status.as_u16(),
                 f.error.kind.name(),
@@ -76,18 +85,24 @@ impl Attempt<'_> {
         }
         if inbound.stream {
             let remaining = first_byte.saturating_sub(started.elapsed());
-            self.stream(ctx, inbound, resp, mode, record, remaining, hold)
+            self.stream(ctx, inbound, resp, mode, record, remaining, hold, dialect)
                 .await
         } else {
-            self.json(ctx, inbound, resp, mode, record, hold).await
+            self.json(ctx, inbound, resp, mode, record, hold, dialect)
+                .await
         }
     }
 
     /// The upstream body for this candidate, and how its answer goes back to the client.
-    fn prepare(&self, ctx: &Ctx, inbound: &mut Inbound) -> Result<(Vec<u8>, Mode), GatewayError> {
+    fn prepare(
+        &self,
+        ctx: &Ctx,
+        inbound: &mut Inbound,
+        dialect: Dialect,
+    ) -> Result<(Vec<u8>, Mode), GatewayError> {
         let provider = &self.cand.provider;
         let model = &self.cand.upstream_model;
-        if provider.dialect() == ctx.dialect && !inbound.needs_normalising {
+        if dialect == ctx.dialect && !inbound.needs_normalising {
             let force_usage = inbound.stream && ctx.dialect == Dialect::OpenAiChat;
             let rw = super::body::rewrite(&inbound.body, model, force_usage)
                 .ok_or_else(|| bad_body(ctx.dialect, &inbound.body))?;
@@ -101,18 +116,20 @@ impl Attempt<'_> {
         // Parsed once per request, whichever attempt needs it first.
         let req = match &mut inbound.canonical {
             Some(r) => r,
-            None => inbound
-                .canonical
-                .insert(codec::parse_request(ctx.dialect, &inbound.body)?),
+            None => inbound.canonical.insert(codec::parse_request(
+                ctx.dialect,
+                &inbound.body,
+                &inbound.model,
+            )?),
         };
         req.model.clone_from(model);
-        let body = translate_request(provider, req)?;
-        let mode = if provider.dialect() == ctx.dialect {
+        let body = translate_request(provider, dialect, req)?;
+        let mode = if dialect == ctx.dialect {
             // Same dialect, only the request needed normalising: relay the answer untouched.
             Mode::Raw
         } else {
             Mode::Translate {
-                decoder: codec::decoder(provider.dialect()),
+                decoder: codec::decoder(dialect),
                 encoder: codec::encoder(ctx.dialect, now_secs(), req.stream_include_usage),
             }
         };
@@ -158,6 +175,7 @@ impl Attempt<'_> {
         mut record: Record,
         first_byte: std::time::Duration,
         hold: &mut Option<Box<dyn Hold>>,
+        dialect: Dialect,
     ) -> Result<Response, Failure> {
         let provider = &self.cand.provider;
         let started = record.started();
@@ -187,7 +205,7 @@ impl Attempt<'_> {
                 return Err(Failure::transport(e));
             }
         };
-        if let Some(message) = leading_error_event(provider, &first) {
+        if let Some(message) = leading_error_event(dialect, &first) {
             let e = GatewayError::upstream(503, provider.name(), &message);
             record.fail(503, e.kind.name(), &e.message);
             return Err(Failure::transport(e));
@@ -201,7 +219,7 @@ impl Attempt<'_> {
             first,
             mode,
             ctx.dialect,
-            provider.dialect(),
+            dialect,
             self.proxy.timeouts.keepalive,
             self.proxy.timeouts.idle,
             record,
@@ -210,6 +228,7 @@ impl Attempt<'_> {
         Ok(sse_response(Body::from_stream(relay.into_stream())))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn json(
         &self,
         ctx: &Ctx,
@@ -218,6 +237,7 @@ impl Attempt<'_> {
         mode: Mode,
         mut record: Record,
         hold: &mut Option<Box<dyn Hold>>,
+        dialect: Dialect,
     ) -> Result<Response, Failure> {
         let provider = &self.cand.provider;
         let started = record.started();
@@ -231,7 +251,7 @@ impl Attempt<'_> {
         record.data.first_byte = Some(started.elapsed());
         let out = match mode {
             Mode::Translate { .. } => {
-                let mut canon = match codec::parse_response(provider.dialect(), &bytes) {
+                let mut canon = match codec::parse_response(dialect, &bytes) {
                     Ok(c) => c,
                     Err(e) => {
                         let e = GatewayError::upstream_invalid(provider.name(), &e.message);
@@ -259,9 +279,7 @@ impl Attempt<'_> {
                 }
             }
             _ => {
-                match codec::usage_from_response(provider.dialect(), &bytes)
-                    .filter(|u| !u.is_empty())
-                {
+                match codec::usage_from_response(dialect, &bytes).filter(|u| !u.is_empty()) {
                     Some(u) => record.set_usage(u, false),
                     None => record.set_usage(
                         estimate_usage(inbound.estimate.input_tokens, bytes.len()),
@@ -280,9 +298,10 @@ impl Attempt<'_> {
 
 pub(super) fn translate_request(
     provider: &Provider,
+    dialect: Dialect,
     req: &CanonicalRequest,
 ) -> Result<Vec<u8>, GatewayError> {
-    let mut json = codec::request_to_json(provider.dialect(), req)?;
+    let mut json = codec::request_to_json(dialect, req)?;
     if let Some(obj) = json.as_object_mut() {
         provider.adapt(&req.model, obj);
     }
@@ -292,7 +311,7 @@ pub(super) fn translate_request(
 
 /// The message of an error the upstream sent as its very first stream event (Anthropic reports
 /// overload this way with a 200), so the request can still go elsewhere.
-fn leading_error_event(provider: &Provider, first: &Bytes) -> Option<String> {
+fn leading_error_event(dialect: Dialect, first: &Bytes) -> Option<String> {
     let mut p = SseParser::new();
     p.push(first);
     let ev = p.next_event()?;
@@ -301,7 +320,7 @@ fn leading_error_event(provider: &Provider, first: &Bytes) -> Option<String> {
         return None;
     }
     Some(
-        codec::parse_error(provider.dialect(), ev.data.as_bytes())
+        codec::parse_error(dialect, ev.data.as_bytes())
             .map(|(_, m)| m)
             .unwrap_or(ev.data),
     )

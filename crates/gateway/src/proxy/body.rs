@@ -7,15 +7,19 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
 
+use ekai_wire::canonical::Dialect;
+
 /// The fields routing needs, plus the raw shape of the ones every request must have. serde skips
 /// every other field without building values.
 #[derive(Deserialize)]
 pub struct Peek<'a> {
-    #[serde(borrow)]
-    pub model: Cow<'a, str>,
+    /// Absent only in Gemini bodies, whose model is in the URL.
+    #[serde(borrow, default)]
+    pub model: Option<Cow<'a, str>>,
     #[serde(default)]
     pub stream: bool,
-    #[serde(borrow, default)]
+    /// The conversation: `messages` (Chat, Anthropic), `input` (Responses), `contents` (Gemini).
+    #[serde(borrow, default, alias = "input", alias = "contents")]
     messages: Option<&'a RawValue>,
     #[serde(borrow, default)]
     max_tokens: Option<&'a RawValue>,
@@ -26,15 +30,20 @@ pub struct Peek<'a> {
 }
 
 impl Peek<'_> {
-    /// A shallow check that passthrough bodies are requests at all (messages is an array, and for
-    /// Anthropic max_tokens is a number), so obviously bad input is refused here with a 400
-    /// instead of costing an upstream round trip. Deep validation stays with the upstream.
-    pub fn looks_valid(&self, needs_max_tokens: bool) -> bool {
-        let starts = |v: Option<&RawValue>, f: fn(u8) -> bool| {
-            v.and_then(|r| r.get().bytes().next()).is_some_and(f)
+    /// A shallow check that passthrough bodies are requests at all (the conversation is an array —
+    /// or, for Responses, a string — and for Anthropic max_tokens is a number), so obviously bad input
+    /// is refused here with a 400 instead of costing an upstream round trip. Deep validation stays
+    /// with the upstream.
+    pub fn looks_valid(&self, dialect: Dialect) -> bool {
+        let first = |v: Option<&RawValue>| v.and_then(|r| r.get().bytes().next());
+        let conversation = match dialect {
+            Dialect::OpenAiResponses => matches!(first(self.messages), Some(b'[' | b'"')),
+            _ => first(self.messages) == Some(b'['),
         };
-        starts(self.messages, |b| b == b'[')
-            && (!needs_max_tokens || starts(self.max_tokens, |b| b.is_ascii_digit()))
+        let max_tokens = dialect != Dialect::Anthropic
+            || first(self.max_tokens).is_some_and(|b| b.is_ascii_digit());
+        let model = dialect == Dialect::Gemini || self.model.is_some();
+        conversation && max_tokens && model
     }
 
     /// Size estimates for routing: about four bytes a token; the prompt up to the last
@@ -162,12 +171,17 @@ mod tests {
             br#"{"messages":[{"role":"user","content":"hi"}],"model":"gpt-4o","stream":true}"#,
         )
         .unwrap();
-        assert_eq!(p.model, "gpt-4o");
+        assert_eq!(p.model.as_deref(), Some("gpt-4o"));
         assert!(p.stream);
-        assert!(p.looks_valid(false));
-        assert!(!p.looks_valid(true), "no max_tokens");
+        assert!(p.looks_valid(Dialect::OpenAiChat));
+        assert!(!p.looks_valid(Dialect::Anthropic), "no max_tokens");
         let p = peek(br#"{"model":"m","messages":"hi","max_tokens":5}"#).unwrap();
-        assert!(!p.looks_valid(false));
+        assert!(!p.looks_valid(Dialect::OpenAiChat));
+        let p = peek(br#"{"model":"m","input":"hi"}"#).unwrap();
+        assert!(p.looks_valid(Dialect::OpenAiResponses));
+        let p = peek(br#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#).unwrap();
+        assert!(p.looks_valid(Dialect::Gemini));
+        assert!(!p.looks_valid(Dialect::OpenAiChat), "no model");
         assert!(peek(b"[1]").is_none());
         let p = peek(br#"{"model":"m","messages":[{"role": "system","content":"x"}]}"#).unwrap();
         assert!(p.may_have_system_message());

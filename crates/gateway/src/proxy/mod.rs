@@ -59,6 +59,9 @@ pub struct Ctx {
     pub requested_model: Option<String>,
     /// Upstream attempts made.
     pub attempts: u32,
+    /// Gemini clients name the model and streaming in the URL, not the body.
+    pub url_model: Option<String>,
+    pub url_stream: Option<bool>,
 }
 
 fn now_secs() -> u64 {
@@ -70,7 +73,7 @@ fn now_secs() -> u64 {
 
 /// The best 400 for a body that could not even be peeked: the dialect parser names the field.
 fn bad_body(d: Dialect, body: &[u8]) -> GatewayError {
-    match codec::parse_request(d, body) {
+    match codec::parse_request(d, body, "") {
         Err(e) => e.into(),
         Ok(_) => GatewayError::invalid("request body must be a JSON object with a string `model`")
             .with_param(Some("model".into())),
@@ -93,9 +96,13 @@ impl Proxy {
     /// `POST /v1/chat/completions` and `POST /v1/messages`.
     pub async fn generate(&self, ctx: &mut Ctx, body: Bytes) -> Result<Response, GatewayError> {
         let mut inbound = match body::peek(&body) {
-            Some(p) if p.looks_valid(ctx.dialect == Dialect::Anthropic) => Inbound {
-                model: p.model.to_string(),
-                stream: p.stream,
+            Some(p) if p.looks_valid(ctx.dialect) => Inbound {
+                model: match (&ctx.url_model, &p.model) {
+                    (Some(m), _) => m.clone(),
+                    (None, Some(m)) => m.to_string(),
+                    (None, None) => return Err(bad_body(ctx.dialect, &body)),
+                },
+                stream: ctx.url_stream.unwrap_or(p.stream),
                 needs_normalising: ctx.dialect == Dialect::Anthropic && p.may_have_system_message(),
                 estimate: p.estimate(body.len()),
                 body: body.clone(),
@@ -229,18 +236,26 @@ impl Proxy {
             ctx.served = Some((provider.name().to_string(), cand.upstream_model.clone()));
             let rw = body::rewrite(&body, &cand.upstream_model, false)
                 .ok_or_else(|| bad_body(Dialect::Anthropic, &body))?;
+            let target = upstream::Target {
+                dialect: Dialect::Anthropic,
+                op: Operation::CountTokens,
+                model: &cand.upstream_model,
+                stream: false,
+            };
             let resp = upstream::send(
                 &self.client,
                 ctx,
                 provider,
-                Operation::CountTokens,
+                &target,
                 rw.body,
                 self.timeouts.first_byte,
                 &self.instance_id,
             )
             .await?;
             if !resp.status().is_success() {
-                return Err(upstream::error_response(resp, provider).await.error);
+                return Err(upstream::error_response(resp, provider, Dialect::Anthropic)
+                    .await
+                    .error);
             }
             let bytes = upstream::read_all(resp, provider, self.timeouts.idle).await?;
             return Ok(json_response(bytes));

@@ -140,7 +140,8 @@ impl Relay {
                     {
                         self.usage.merge_max(&u);
                     }
-                    self.complete |= is_terminal(self.provider, ev.event.as_deref(), &ev.data);
+                    self.complete |=
+                        codec::is_terminal(self.provider, ev.event.as_deref(), &ev.data);
                 }
                 chunk
             }
@@ -150,7 +151,8 @@ impl Relay {
                     if let Some(u) = openai_chat::usage_from_chunk(&ev.data) {
                         self.usage.merge_max(&u);
                     }
-                    self.complete |= is_terminal(self.provider, ev.event.as_deref(), &ev.data);
+                    self.complete |=
+                        codec::is_terminal(self.provider, ev.event.as_deref(), &ev.data);
                     if !openai_chat::is_usage_only_chunk(&ev.data) {
                         write_event(&mut out, ev.event.as_deref(), &ev.data);
                     }
@@ -190,7 +192,7 @@ impl Relay {
                 {
                     self.usage.merge_max(&u);
                 }
-                self.complete |= is_terminal(self.provider, ev.event.as_deref(), &ev.data);
+                self.complete |= codec::is_terminal(self.provider, ev.event.as_deref(), &ev.data);
             } else {
                 // A last event without its blank line: frame it and process it like any other.
                 let mut tail = Vec::new();
@@ -208,6 +210,9 @@ impl Relay {
 
     fn finish_bytes(&mut self) -> Vec<u8> {
         self.done = true;
+        if codec::ends_at_eof(self.provider) {
+            self.complete = true;
+        }
         if !self.complete {
             return self
                 .fail(
@@ -245,13 +250,6 @@ impl Relay {
             _ => codec::encoder(self.client, 0, false).encode(&ev, &mut out),
         }
         Bytes::from(out)
-    }
-}
-
-fn is_terminal(d: Dialect, event: Option<&str>, data: &str) -> bool {
-    match d {
-        Dialect::OpenAiChat => data == "[DONE]",
-        Dialect::Anthropic => event == Some("message_stop"),
     }
 }
 

@@ -7,6 +7,7 @@ use super::{Ctx, HOP_HEADER};
 use crate::error::GatewayError;
 use crate::providers::{Operation, Provider};
 use bytes::Bytes;
+use ekai_wire::canonical::Dialect;
 use http::header;
 use std::time::Duration;
 
@@ -42,6 +43,15 @@ impl Failure {
     }
 }
 
+/// Where a request goes: the dialect spoken to the provider, the operation, and (for URLs that
+/// carry them) the model and whether to stream.
+pub struct Target<'a> {
+    pub dialect: Dialect,
+    pub op: Operation,
+    pub model: &'a str,
+    pub stream: bool,
+}
+
 pub fn retryable_status(status: u16) -> bool {
     matches!(status, 401 | 403 | 408 | 409 | 429) || status >= 500
 }
@@ -50,17 +60,19 @@ pub async fn send(
     client: &reqwest::Client,
     ctx: &Ctx,
     provider: &Provider,
-    op: Operation,
+    target: &Target<'_>,
     body: Vec<u8>,
     first_byte: Duration,
     instance_id: &str,
 ) -> Result<reqwest::Response, GatewayError> {
-    let url = provider.url(op).ok_or_else(|| {
-        GatewayError::invalid(format!(
-            "provider '{}' does not support this operation",
-            provider.name()
-        ))
-    })?;
+    let url = provider
+        .url(target.dialect, target.op, target.model, target.stream)
+        .ok_or_else(|| {
+            GatewayError::invalid(format!(
+                "provider '{}' does not support this operation",
+                provider.name()
+            ))
+        })?;
     let mut rb = client
         .post(url)
         .header(header::CONTENT_TYPE, "application/json")
@@ -155,7 +167,11 @@ fn retry_after(resp: &reqwest::Response) -> Option<(String, Duration)> {
 }
 
 /// An upstream non-2xx: relay its status and message, and say whether to try elsewhere.
-pub async fn error_response(resp: reqwest::Response, provider: &Provider) -> Failure {
+pub async fn error_response(
+    resp: reqwest::Response,
+    provider: &Provider,
+    dialect: Dialect,
+) -> Failure {
     let status = resp.status().as_u16();
     let after = retry_after(&resp);
     let body = tokio::time::timeout(Duration::from_secs(10), resp.bytes())
@@ -163,7 +179,7 @@ pub async fn error_response(resp: reqwest::Response, provider: &Provider) -> Fai
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-    let message = codec::parse_error(provider.dialect(), &body)
+    let message = codec::parse_error(dialect, &body)
         .map(|(_, m)| m)
         .unwrap_or_else(|| {
             let text = String::from_utf8_lossy(&body[..body.len().min(300)])

@@ -76,7 +76,7 @@ fn family(model: &str) -> Option<(Option<ProviderKind>, &'static str)> {
     } else if m.starts_with("grok-") {
         Some((Some(ProviderKind::Xai), "x-ai"))
     } else if m.starts_with("gemini-") {
-        Some((None, "google"))
+        Some((Some(ProviderKind::Gemini), "google"))
     } else {
         None
     }

@@ -209,7 +209,7 @@ fn missing_key_names_the_variable() {
     let e = r
         .plan("gemini-3-pro", &Estimate::default(), None)
         .unwrap_err();
-    assert!(e.message.contains("OPENROUTER_API_KEY"), "{}", e.message);
+    assert!(e.message.contains("GOOGLE_API_KEY"), "{}", e.message);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! One module per API dialect. Each converts to and from `crate::canonical` only.
 
 pub mod anthropic;
+pub mod gemini;
 pub mod openai_chat;
 pub mod openai_responses;
