@@ -123,6 +123,8 @@ impl Attempt<'_> {
             )?),
         };
         req.model.clone_from(model);
+        // Gemini clients say "stream" in the URL, not the body.
+        req.stream = inbound.stream;
         let body = translate_request(provider, dialect, req)?;
         let mode = if dialect == ctx.dialect {
             // Same dialect, only the request needed normalising: relay the answer untouched.
