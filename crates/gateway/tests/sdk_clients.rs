@@ -242,6 +242,7 @@ async fn setup_node(cache: &Path) -> Result<PathBuf, String> {
 enum Sdk {
     OpenAi,
     Anthropic,
+    Gemini,
 }
 
 impl Sdk {
@@ -255,6 +256,10 @@ impl Sdk {
             Sdk::Anthropic => vec![
                 ("ANTHROPIC_BASE_URL", gw.url.clone()),
                 ("ANTHROPIC_API_KEY", "sk-ant-dummy-client-key".to_string()),
+            ],
+            Sdk::Gemini => vec![
+                ("GEMINI_GATEWAY_URL", gw.url.clone()),
+                ("GEMINI_API_KEY", "dummy-gemini-client-key".to_string()),
             ],
         }
     }
@@ -319,6 +324,7 @@ async fn run_python(gw: &Gateway, sdk: Sdk, model: &str, scenarios: &str) -> Val
     let script = match sdk {
         Sdk::OpenAi => "openai_client.py",
         Sdk::Anthropic => "anthropic_client.py",
+        Sdk::Gemini => "gemini_client.py",
     };
     let dir = sdk_src().join("python");
     run_client(
@@ -330,6 +336,13 @@ async fn run_python(gw: &Gateway, sdk: Sdk, model: &str, scenarios: &str) -> Val
         &gw.dir,
     )
     .await
+}
+
+/// Runs another `tests/sdk/python/<script>` with these arguments.
+async fn run_python_script(gw: &Gateway, sdk: Sdk, script: &str, args: &[&str]) -> Value {
+    let tc = toolchains().await;
+    let dir = sdk_src().join("python");
+    run_client(gw, sdk, &tc.python, &dir.join(script), args, &gw.dir).await
 }
 
 /// Runs a Node script (copied into the cached node dir) with the model as its argument.
@@ -530,7 +543,7 @@ async fn sdk_roundtrips(sdk: Sdk, model: &str) {
     // plain 1, stream 2 (openai: two variants) or 1, tools 4 (2 rounds x 2 modes).
     let expected = match sdk {
         Sdk::OpenAi => 1 + 2 + 4,
-        Sdk::Anthropic => 1 + 1 + 4,
+        Sdk::Anthropic | Sdk::Gemini => 1 + 1 + 4,
     };
     assert_hits(&mock, model, expected);
     assert_tool_result_forwarded(&mock, model);
@@ -618,4 +631,64 @@ async fn node_anthropic_sdk_stream_to_openai() {
         "{sum}"
     );
     assert_hits(&mock, GPT, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Responses API (openai SDK) and the Gemini API (google-genai SDK) as client dialects
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_openai_responses_api_to_anthropic_translated() {
+    let (mock, gw) = mock_and_gateway().await;
+    let out = run_python_script(
+        &gw,
+        Sdk::OpenAi,
+        "responses_client.py",
+        &[
+            "claude-sonnet-4-5",
+            "mock-anthropic",
+            "plain,stream,tools,stream_tools",
+        ],
+    )
+    .await;
+    assert_eq!(
+        s(&out, "/tools/final"),
+        "Tool result received: 18C and sunny"
+    );
+    assert_eq!(mock.hits("anthropic"), 6);
+    assert_eq!(mock.hits("openai"), 0);
+    // The tool result reached Anthropic as a tool_result answering the id Anthropic issued.
+    let last = mock.requests().last().cloned().unwrap();
+    let blocks = last.body["messages"][2]["content"].to_string();
+    assert!(
+        blocks.contains("tool_result") && blocks.contains("toolu_mock_1"),
+        "{blocks}"
+    );
+}
+
+async fn gemini_sdk(model: &str, mock_name: &str, route: &str) {
+    let (mock, gw) = mock_and_gateway().await;
+    let out = run_python_script(
+        &gw,
+        Sdk::Gemini,
+        "gemini_client.py",
+        &[model, mock_name, "plain,stream,count,tools"],
+    )
+    .await;
+    assert_eq!(
+        s(&out, "/tools/final"),
+        "Tool result received: 18C and sunny"
+    );
+    // plain, stream and the two tool turns reach the upstream; countTokens is estimated locally.
+    assert_eq!(mock.hits(route), 4, "{:?}", mock.requests());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_google_genai_sdk_to_openai_translated() {
+    gemini_sdk("gpt-4o-mini", "mock-openai", "openai").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_google_genai_sdk_to_anthropic_translated() {
+    gemini_sdk("claude-sonnet-4-5", "mock-anthropic", "anthropic").await;
 }

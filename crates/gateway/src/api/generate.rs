@@ -44,16 +44,17 @@ pub async fn gemini(
     Path(model_action): Path<String>,
     req: Request,
 ) -> Response {
-    let stream = match model_action.rsplit_once(':') {
-        Some((model, "generateContent")) => Some((model.to_string(), false)),
-        Some((model, "streamGenerateContent")) => Some((model.to_string(), true)),
+    let action = match model_action.rsplit_once(':') {
+        Some((model, "generateContent")) => Some((Op::Generate, model.to_string(), false)),
+        Some((model, "streamGenerateContent")) => Some((Op::Generate, model.to_string(), true)),
+        Some((model, "countTokens")) => Some((Op::CountTokens, model.to_string(), false)),
         _ => None,
     };
-    match stream {
-        Some(target) => run(&s, Dialect::Gemini, Op::Generate, req, Some(target)).await,
+    match action {
+        Some((op, model, stream)) => run(&s, Dialect::Gemini, op, req, Some((model, stream))).await,
         None => {
             let mut e = GatewayError::invalid(format!(
-                "unsupported Gemini method in {model_action:?}: this gateway serves :generateContent and :streamGenerateContent"
+                "unsupported Gemini method in {model_action:?}: this gateway serves :generateContent, :streamGenerateContent and :countTokens"
             ));
             e.status = http::StatusCode::NOT_FOUND;
             e.kind = ekai_wire::canonical::ErrorKind::NotFound;

@@ -23,7 +23,7 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use ekai_wire::canonical::{Dialect, Request as CanonicalRequest};
-use ekai_wire::dialect::anthropic;
+use ekai_wire::dialect::{anthropic, gemini};
 use http::{HeaderValue, StatusCode, header};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -220,9 +220,71 @@ impl Proxy {
         }))
     }
 
+    /// `POST /v1beta/models/{model}:countTokens`: asked of Gemini when it serves the model,
+    /// otherwise estimated locally (and the response says so in `x-ekai-token-count`).
+    async fn count_tokens_gemini(
+        &self,
+        ctx: &mut Ctx,
+        body: Bytes,
+    ) -> Result<Response, GatewayError> {
+        let model = ctx.url_model.clone().unwrap_or_default();
+        ctx.requested_model = Some(model.clone());
+        // The body is `{contents: …}` or `{generateContentRequest: {…}}`.
+        let inner: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| GatewayError::invalid(format!("invalid request body: {e}")))?;
+        let request = inner.get("generateContentRequest").unwrap_or(&inner);
+        let req = gemini::parse_request(request.to_string().as_bytes(), &model)?;
+        let plan = self
+            .router
+            .plan(&model, &Estimate::default(), ctx.strategy)?;
+        if let Some(cand) = plan
+            .iter()
+            .find(|c| c.provider.dialect() == Dialect::Gemini)
+        {
+            let provider = &cand.provider;
+            ctx.served = Some((provider.name().to_string(), cand.upstream_model.clone()));
+            let target = upstream::Target {
+                dialect: Dialect::Gemini,
+                op: Operation::CountTokens,
+                model: &cand.upstream_model,
+                stream: false,
+            };
+            let resp = upstream::send(
+                &self.client,
+                ctx,
+                provider,
+                &target,
+                body.to_vec(),
+                self.timeouts.first_byte,
+                &self.instance_id,
+            )
+            .await?;
+            if !resp.status().is_success() {
+                return Err(upstream::error_response(resp, provider, Dialect::Gemini)
+                    .await
+                    .error);
+            }
+            let bytes = upstream::read_all(resp, provider, self.timeouts.idle).await?;
+            return Ok(json_response(bytes));
+        }
+        if let Some(c) = plan.first() {
+            ctx.served = Some((c.provider.name().to_string(), c.upstream_model.clone()));
+        }
+        let n = anthropic::estimate_input_tokens(&req);
+        let mut out = json_response(Bytes::from(
+            serde_json::to_vec(&gemini::count_tokens_json(n)).unwrap_or_default(),
+        ));
+        out.headers_mut()
+            .insert("x-ekai-token-count", HeaderValue::from_static("estimated"));
+        Ok(out)
+    }
+
     /// `POST /v1/messages/count_tokens`: asked of Anthropic when it serves the model, otherwise
     /// estimated locally (OpenAI-dialect upstreams have no counting endpoint).
     pub async fn count_tokens(&self, ctx: &mut Ctx, body: Bytes) -> Result<Response, GatewayError> {
+        if ctx.dialect == Dialect::Gemini {
+            return self.count_tokens_gemini(ctx, body).await;
+        }
         let req = anthropic::count_tokens_request(&body)?;
         ctx.requested_model = Some(req.model.clone());
         let plan = self
@@ -264,9 +326,12 @@ impl Proxy {
             ctx.served = Some((c.provider.name().to_string(), c.upstream_model.clone()));
         }
         let n = anthropic::estimate_input_tokens(&req);
-        Ok(json_response(Bytes::from(
+        let mut out = json_response(Bytes::from(
             serde_json::to_vec(&anthropic::count_tokens_json(n)).unwrap_or_default(),
-        )))
+        ));
+        out.headers_mut()
+            .insert("x-ekai-token-count", HeaderValue::from_static("estimated"));
+        Ok(out)
     }
 }
 

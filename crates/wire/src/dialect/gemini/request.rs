@@ -17,10 +17,61 @@ use crate::canonical::{
     Tool, ToolChoice, WireError,
 };
 
+/// The proto3 JSON mapping Google's APIs use accepts every field under its proto name
+/// (`parameters_json_schema`) as well as lowerCamelCase, and the official `google-genai` SDK sends
+/// the former for some fields. Field names are rewritten to lowerCamelCase here, except inside
+/// values that are the caller's own JSON (function arguments and responses, schemas, labels), whose
+/// keys are data.
+fn camel_case_fields(v: &mut Value) {
+    const FREE_FORM: &[&str] = &[
+        "args",
+        "response",
+        "parameters",
+        "parametersJsonSchema",
+        "responseSchema",
+        "responseJsonSchema",
+        "labels",
+    ];
+    match v {
+        Value::Object(map) => {
+            let keys: Vec<String> = map.keys().filter(|k| k.contains('_')).cloned().collect();
+            for k in keys {
+                if let Some(val) = map.remove(&k) {
+                    map.entry(to_camel(&k)).or_insert(val);
+                }
+            }
+            for (k, val) in map.iter_mut() {
+                if !FREE_FORM.contains(&k.as_str()) {
+                    camel_case_fields(val);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(camel_case_fields),
+        _ => {}
+    }
+}
+
+fn to_camel(k: &str) -> String {
+    let mut out = String::with_capacity(k.len());
+    let mut upper = false;
+    for c in k.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Parses the body of `POST /v1beta/models/{model}:generateContent` (or `:streamGenerateContent`);
 /// `model` comes from the URL. `stream` is left false: the gateway sets it from the method.
 pub fn parse_request(body: &[u8], model: &str) -> Result<Request, WireError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| WireError::from_json(&e))?;
+    let mut value: Value = serde_json::from_slice(body).map_err(|e| WireError::from_json(&e))?;
+    camel_case_fields(&mut value);
     let Value::Object(mut obj) = value else {
         return Err(WireError::new("request body must be a JSON object"));
     };
@@ -528,4 +579,30 @@ fn function_declaration(f: &FunctionTool) -> Value {
         v["parametersJsonSchema"] = json_schema_out(&f.parameters);
     }
     v
+}
+
+#[cfg(test)]
+#[allow(clippy::panic)]
+mod snake_case_tests {
+    use super::*;
+
+    #[test]
+    fn proto_field_names_are_accepted_but_user_keys_are_kept() {
+        let body = br#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}],
+            "system_instruction":{"parts":[{"text":"be brief"}]},
+            "tools":[{"function_declarations":[{"name":"f","parameters_json_schema":
+                {"type":"object","properties":{"city_name":{"type":"string"}}}}]}],
+            "generation_config":{"max_output_tokens":77}}"#;
+        let req = parse_request(body, "gemini-2.5-flash").unwrap_or_default();
+        assert_eq!(req.max_tokens, Some(77));
+        assert_eq!(req.system.len(), 1);
+        let Some(Tool::Function(f)) = req.tools.first() else {
+            panic!("no function tool: {req:?}");
+        };
+        assert!(
+            f.parameters["properties"].get("city_name").is_some(),
+            "{:?}",
+            f.parameters
+        );
+    }
 }
