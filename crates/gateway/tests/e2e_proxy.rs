@@ -904,3 +904,23 @@ fn check_validates_config_and_rejects_unknown_keys_by_path() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_api_refuses_websockets_and_foreign_previous_response_ids() {
+    let (mock, gw) = mock_and_gateway().await;
+    let r = get(&format!("{}/v1/responses", gw.url), &[]).await;
+    assert_eq!(r.status, 404);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("POST")
+    );
+    let body =
+        json!({"model": "claude-sonnet-4-5", "input": "again", "previous_response_id": "resp_123"})
+            .to_string();
+    let r = post(&format!("{}/v1/responses", gw.url), &[], &body).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json()["error"]["param"], "previous_response_id");
+    assert_eq!(mock.hits("anthropic"), 0);
+}

@@ -76,3 +76,14 @@ pub async fn not_found(headers: HeaderMap, uri: axum::http::Uri) -> Response {
     e.kind = ekai_wire::canonical::ErrorKind::NotFound;
     render(dialect, &e).into_response()
 }
+
+/// `GET /v1/responses` (Codex tries a WebSocket upgrade there first): refuse at once so the client
+/// falls back to HTTP POST without waiting.
+pub async fn no_websocket() -> Response {
+    let mut e = GatewayError::invalid(
+        "the Responses WebSocket transport is not served by this gateway; use POST /v1/responses",
+    );
+    e.status = http::StatusCode::NOT_FOUND;
+    e.kind = ekai_wire::canonical::ErrorKind::NotFound;
+    render(Dialect::OpenAiResponses, &e)
+}

@@ -62,7 +62,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/chat/completions", post(generate::chat_completions))
         .route("/v1/messages", post(generate::messages))
         .route("/v1/messages/count_tokens", post(generate::count_tokens))
-        .route("/v1/responses", post(generate::responses))
+        .route(
+            "/v1/responses",
+            post(generate::responses).get(info::no_websocket),
+        )
         .route("/responses", post(generate::responses))
         .route("/v1beta/models/{model_action}", post(generate::gemini))
         .route("/v1/models/{model_action}", post(generate::gemini))

@@ -122,6 +122,18 @@ impl Attempt<'_> {
                 &inbound.model,
             )?),
         };
+        if ctx.dialect == Dialect::OpenAiResponses {
+            let state = ekai_wire::dialect::openai_responses::request_state(req);
+            if let Some(id) = state.previous_response_id {
+                // Only OpenAI keeps responses; a translated request cannot refer to one.
+                return Err(GatewayError::invalid(format!(
+                    "previous_response_id '{id}' cannot be used with model '{}' (served by '{}'): only OpenAI stores responses; send the whole conversation in `input` instead",
+                    inbound.model,
+                    provider.name()
+                ))
+                .with_param(Some("previous_response_id".into())));
+            }
+        }
         req.model.clone_from(model);
         // Gemini clients say "stream" in the URL, not the body.
         req.stream = inbound.stream;
