@@ -924,3 +924,15 @@ async fn responses_api_refuses_websockets_and_foreign_previous_response_ids() {
     assert_eq!(r.json()["error"]["param"], "previous_response_id");
     assert_eq!(mock.hits("anthropic"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_tokens_is_clamped_to_the_target_models_limit_when_translating() {
+    let (mock, gw) = mock_and_gateway().await;
+    // Claude Code asks for up to 128k output tokens; gpt-4o allows 16,384.
+    let body = json!({"model": "gpt-4o", "max_tokens": 128000,
+                      "messages": [{"role": "user", "content": "hi there"}]})
+    .to_string();
+    let r = post(&format!("{}/v1/messages", gw.url), ANTHROPIC_HEADERS, &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(mock.requests()[0].body["max_completion_tokens"], 16384);
+}

@@ -137,7 +137,16 @@ impl Attempt<'_> {
         req.model.clone_from(model);
         // Gemini clients say "stream" in the URL, not the body.
         req.stream = inbound.stream;
-        let body = translate_request(provider, dialect, req)?;
+        // A client tuned for one vendor (Claude Code asks for up to 128k) must not exceed another
+        // model's output limit.
+        let requested = req.max_tokens;
+        if let (Some(limit), Some(asked)) = (self.cand.max_output, requested) {
+            req.max_tokens = Some(asked.min(limit));
+        }
+        let body = translate_request(provider, dialect, req);
+        // The next candidate may allow more: give it the client's own figure.
+        req.max_tokens = requested;
+        let body = body?;
         let mode = if dialect == ctx.dialect {
             // Same dialect, only the request needed normalising: relay the answer untouched.
             Mode::Raw

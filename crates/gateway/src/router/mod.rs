@@ -46,6 +46,8 @@ pub struct Candidate {
     pub health: Arc<ProviderHealth>,
     pub upstream_model: String,
     pub price: Option<Price>,
+    /// The model's output limit on this provider, when the catalog knows it.
+    pub max_output: Option<u32>,
     pub expected_cost: Option<Decimal>,
     pub source: Source,
     order: usize,
@@ -154,6 +156,7 @@ impl Router {
             health: Arc::clone(self.health.get(i)?),
             upstream_model: upstream.to_string(),
             price,
+            max_output: None,
             expected_cost: None,
             source,
             order: i,
@@ -190,15 +193,13 @@ impl Router {
                 catalog_owner.get_or_insert(&entry.provider);
                 if let Some((i, p)) = self.by_name(&entry.provider) {
                     if p.config.is_configured() {
-                        push(
-                            &mut out,
-                            self.candidate(
-                                i,
-                                &entry.upstream,
-                                entry.price.clone(),
-                                Source::Catalog,
-                            ),
-                        );
+                        let c = self
+                            .candidate(i, &entry.upstream, entry.price.clone(), Source::Catalog)
+                            .map(|mut c| {
+                                c.max_output = entry.max_output;
+                                c
+                            });
+                        push(&mut out, c);
                     }
                 }
             }
