@@ -1460,3 +1460,37 @@ async fn gemini_errors_and_auth() {
     assert_eq!(m.hits("gemini"), 2 + 2 + 6 + 1 + 1);
     m.shutdown().await;
 }
+
+#[tokio::test]
+async fn new_streams_malformed_and_encoded_model() {
+    let m = mock().await;
+    let text = post(
+        &m,
+        "/v1/responses",
+        json!({"model": "gpt-5@malformed", "stream": true, "input": "x"}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let events = sse_events(&text);
+    assert_eq!(events[1].1, "{not json");
+    assert!(events.last().unwrap().1.contains("response.completed"));
+
+    // '@' percent-encoded in the model segment still selects the scenario and counts the
+    // decoded model.
+    let text = post(
+        &m,
+        "/v1beta/models/gemini-2.5-flash%40malformed:streamGenerateContent?alt=sse",
+        json!({"contents": [{"role": "user", "parts": [{"text": "x"}]}]}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let events = sse_events(&text);
+    assert_eq!(events[1].1, "{not json");
+    assert!(events.last().unwrap().1.contains("finishReason"));
+    assert_eq!(m.hits_for_model("gemini-2.5-flash@malformed"), 1);
+    m.shutdown().await;
+}
