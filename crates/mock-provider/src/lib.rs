@@ -1,13 +1,25 @@
-//! Test-only mock upstream speaking OpenAI Chat Completions and Anthropic Messages.
+//! Test-only mock upstream speaking OpenAI Chat Completions, OpenAI Responses, Anthropic
+//! Messages and the Google Gemini native API.
 //!
 //! It is an independent oracle: every response is hand-written JSON, deterministic, and
 //! scripted through a scenario list taken from the `x-mock-scenario` header or from the part
-//! of the model name after the first `@` (e.g. `gpt-4o@status=429,retry-after=7`).
+//! of the model name after the first `@` (e.g. `gpt-4o@status=429,retry-after=7`; for Gemini
+//! the model is the URL segment, e.g. `/v1beta/models/gemini-2.5-flash@status=500:generateContent`).
 //! See [`scenario::Scenario`] for the vocabulary.
+//!
+//! Routes (the name `hits` takes):
+//! - `POST /v1/chat/completions`: "openai"
+//! - `POST /v1/responses`: "responses"
+//! - `POST /v1/messages`: "anthropic"; `POST /v1/messages/count_tokens`: "count_tokens"
+//! - `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent` (`?alt=sse`
+//!   for SSE, else a JSON array): "gemini"
+//! - `GET /v1/models`: "models"; anything else: "unknown" (404 in the closest dialect)
 
 mod anthropic;
+mod gemini;
 mod openai;
 mod plan;
+mod responses;
 pub mod scenario;
 mod sse;
 
@@ -19,7 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
@@ -28,8 +40,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use plan::{
-    CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, INPUT_OVERHEAD, THINKING_SIGNATURE, THINKING_TEXT,
-    THINKING_TOKENS, TOOL_CALL_TOKENS,
+    CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, GEMINI_THOUGHT_SIGNATURE, INPUT_OVERHEAD,
+    THINKING_SIGNATURE, THINKING_TEXT, THINKING_TOKENS, TOOL_CALL_TOKENS,
 };
 use plan::{Dialect, make_plan};
 use scenario::Scenario;
@@ -40,7 +52,8 @@ pub const SCENARIO_HEADER: &str = "x-mock-scenario";
 /// Mock server configuration.
 #[derive(Debug, Clone, Default)]
 pub struct MockConfig {
-    /// If set, requests without `Authorization: Bearer KEY` or `x-api-key: KEY` get a 401.
+    /// If set, requests without `Authorization: Bearer KEY` or `x-api-key: KEY` get a 401
+    /// (Gemini routes: without `x-goog-api-key: KEY` or `?key=KEY`).
     pub expected_key: Option<String>,
     /// Scenario for requests that name none (neither header nor `@` model suffix), so one mock
     /// of a pair can fail while the other serves the same model.
@@ -50,7 +63,7 @@ pub struct MockConfig {
 /// One request as the mock saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedRequest {
-    /// "openai", "anthropic", "count_tokens", "models" or "unknown".
+    /// "openai", "responses", "anthropic", "gemini", "count_tokens", "models" or "unknown".
     pub route: String,
     pub path: String,
     pub query: Option<String>,
@@ -115,13 +128,15 @@ impl MockHandle {
         format!("http://{}", self.addr)
     }
 
-    /// Total requests seen on a route: "openai", "anthropic", "count_tokens", "models", "unknown".
+    /// Total requests seen on a route: "openai", "responses", "anthropic", "gemini",
+    /// "count_tokens", "models", "unknown".
     pub fn hits(&self, route: &str) -> usize {
         self.shared.lock().routes.get(route).copied().unwrap_or(0)
     }
 
-    /// Chat/messages requests (openai + anthropic routes) whose body `model` was exactly this
-    /// string (including any `@scenario` suffix).
+    /// Generation requests (openai, responses, anthropic and gemini routes) whose model was
+    /// exactly this string (including any `@scenario` suffix). The model is the body's `model`,
+    /// or for Gemini the (percent-decoded) URL segment before `:generateContent`.
     pub fn hits_for_model(&self, model: &str) -> usize {
         self.shared.lock().models.get(model).copied().unwrap_or(0)
     }
@@ -186,6 +201,8 @@ pub async fn spawn_on(addr: SocketAddr, cfg: MockConfig) -> std::io::Result<Mock
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai_chat))
+        .route("/v1/responses", post(openai_responses))
+        .route("/v1beta/models/{model_action}", post(gemini_models))
         .route("/v1/messages", post(anthropic_messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models))
@@ -209,8 +226,9 @@ fn error_response(
     retry_after: Option<&str>,
 ) -> Response {
     let body = match dialect {
-        Dialect::OpenAi => openai::error_body(status, message),
+        Dialect::OpenAi | Dialect::Responses => openai::error_body(status, message),
         Dialect::Anthropic => anthropic::error_body(status, message),
+        Dialect::Gemini => gemini::error_body(status, message),
     };
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = (code, Json(body)).into_response();
@@ -220,6 +238,16 @@ fn error_response(
     resp
 }
 
+/// Which model, if any, a recorded request counts for in `hits_for_model`.
+#[derive(Clone, Copy)]
+enum CountModel<'a> {
+    No,
+    /// The body's `model` field.
+    FromBody,
+    /// A model named elsewhere (the Gemini URL).
+    Is(&'a str),
+}
+
 /// Records the request and returns its parsed body (Err if it is not JSON).
 fn record(
     shared: &Shared,
@@ -227,7 +255,7 @@ fn record(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-    count_model: bool,
+    count_model: CountModel<'_>,
 ) -> Result<Value, ()> {
     let parsed: Result<Value, ()> = if body.is_empty() {
         if route == "models" || route == "unknown" {
@@ -258,15 +286,15 @@ fn record(
             .collect(),
         body: recorded_body,
     };
-    let model = if count_model {
-        parsed
+    let model = match count_model {
+        CountModel::No => None,
+        CountModel::FromBody => parsed
             .as_ref()
             .ok()
             .and_then(|b| b.get("model"))
             .and_then(Value::as_str)
-            .map(str::to_string)
-    } else {
-        None
+            .map(str::to_string),
+        CountModel::Is(m) => Some(m.to_string()),
     };
     let mut r = shared.lock();
     *r.routes.entry(route.to_string()).or_insert(0) += 1;
@@ -277,10 +305,26 @@ fn record(
     parsed
 }
 
-fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+/// A query parameter's raw value.
+fn query_param<'a>(uri: &'a Uri, name: &str) -> Option<&'a str> {
+    uri.query()?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn authorized(shared: &Shared, dialect: Dialect, uri: &Uri, headers: &HeaderMap) -> bool {
     let Some(key) = &shared.cfg.expected_key else {
         return true;
     };
+    if dialect == Dialect::Gemini {
+        let goog = headers
+            .get("x-goog-api-key")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == key);
+        return goog || query_param(uri, "key") == Some(key.as_str());
+    }
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -295,25 +339,30 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
 
 fn unauthorized(dialect: Dialect) -> Response {
     let msg = match dialect {
-        Dialect::OpenAi => "Incorrect API key provided.",
+        Dialect::OpenAi | Dialect::Responses => "Incorrect API key provided.",
         Dialect::Anthropic => "invalid x-api-key",
+        Dialect::Gemini => "API key not valid. Please pass a valid API key.",
     };
     error_response(dialect, 401, msg, None)
 }
 
 fn invalid_json(dialect: Dialect) -> Response {
     let msg = match dialect {
-        Dialect::OpenAi => {
+        Dialect::OpenAi | Dialect::Responses => {
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly.)"
         }
         Dialect::Anthropic => "Request body is not valid JSON.",
+        Dialect::Gemini => "Invalid JSON payload received.",
     };
     error_response(dialect, 400, msg, None)
 }
 
-fn scenario_for(shared: &Shared, headers: &HeaderMap, body: &Value) -> Scenario {
+fn body_model(body: &Value) -> &str {
+    body.get("model").and_then(Value::as_str).unwrap_or("")
+}
+
+fn scenario_for(shared: &Shared, headers: &HeaderMap, model: &str) -> Scenario {
     let header = headers.get(SCENARIO_HEADER).and_then(|v| v.to_str().ok());
-    let model = body.get("model").and_then(Value::as_str).unwrap_or("");
     let header = header.or(if model.contains('@') {
         None
     } else {
@@ -337,27 +386,46 @@ async fn pre_answer(dialect: Dialect, sc: &Scenario) -> Option<Response> {
     })
 }
 
+/// Model and streaming mode named by the URL (Gemini) rather than the body.
+struct PathTarget {
+    model: String,
+    stream: bool,
+    /// `?alt=sse`: SSE framing; otherwise a streamed call answers with a JSON array.
+    sse: bool,
+}
+
 async fn generate(
     shared: Arc<Shared>,
     dialect: Dialect,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
+    target: Option<PathTarget>,
 ) -> Response {
-    let parsed = record(&shared, dialect.route(), &uri, &headers, &body, true);
-    if !authorized(&shared, &headers) {
+    let count = match &target {
+        Some(t) => CountModel::Is(&t.model),
+        None => CountModel::FromBody,
+    };
+    let parsed = record(&shared, dialect.route(), &uri, &headers, &body, count);
+    if !authorized(&shared, dialect, &uri, &headers) {
         return unauthorized(dialect);
     }
     let Ok(body) = parsed else {
         return invalid_json(dialect);
     };
-    let sc = scenario_for(&shared, &headers, &body);
+    let model = match &target {
+        Some(t) => t.model.as_str(),
+        None => body_model(&body),
+    };
+    let sc = scenario_for(&shared, &headers, model);
     if let Some(resp) = pre_answer(dialect, &sc).await {
         return resp;
     }
     let analysis = match dialect {
         Dialect::OpenAi => openai::analyze(&body),
         Dialect::Anthropic => anthropic::analyze(&body),
+        Dialect::Responses => responses::analyze(&body),
+        Dialect::Gemini => gemini::analyze(&body, model, target.as_ref().is_some_and(|t| t.stream)),
     };
     let plan = make_plan(analysis, &sc, dialect);
     let n = shared.next_id();
@@ -381,6 +449,31 @@ async fn generate(
             Some(anthropic::malformed_frame()),
             &sc,
         ),
+        (Dialect::Responses, false) => Json(responses::response(
+            &plan,
+            &format!("resp_mock_{n}"),
+            unix_now(),
+            &body,
+        ))
+        .into_response(),
+        (Dialect::Responses, true) => sse::response(
+            responses::stream_frames(&plan, &format!("resp_mock_{n}"), unix_now(), &body),
+            Some(responses::malformed_frame()),
+            &sc,
+        ),
+        (Dialect::Gemini, false) => {
+            Json(gemini::response(&plan, &format!("mock-gemini-{n}"))).into_response()
+        }
+        (Dialect::Gemini, true) if target.as_ref().is_some_and(|t| t.sse) => sse::response(
+            gemini::stream_frames(&plan, &format!("mock-gemini-{n}")),
+            Some(gemini::malformed_frame()),
+            &sc,
+        ),
+        (Dialect::Gemini, true) => Json(Value::Array(gemini::stream_chunks(
+            &plan,
+            &format!("mock-gemini-{n}"),
+        )))
+        .into_response(),
     }
 }
 
@@ -390,7 +483,49 @@ async fn openai_chat(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    generate(shared, Dialect::OpenAi, uri, headers, body).await
+    generate(shared, Dialect::OpenAi, uri, headers, body, None).await
+}
+
+async fn openai_responses(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    generate(shared, Dialect::Responses, uri, headers, body, None).await
+}
+
+/// `POST /v1beta/models/{model}:{action}`; the model segment may hold an `@scenario` suffix,
+/// so the action is what follows the last ':'.
+async fn gemini_models(
+    State(shared): State<Arc<Shared>>,
+    Path(model_action): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (model, action) = model_action
+        .rsplit_once(':')
+        .unwrap_or((model_action.as_str(), ""));
+    let stream = match action {
+        "generateContent" => false,
+        "streamGenerateContent" => true,
+        _ => {
+            let _ = record(&shared, "unknown", &uri, &headers, &body, CountModel::No);
+            return error_response(
+                Dialect::Gemini,
+                404,
+                &format!("Mock: unsupported method models/{model_action}"),
+                None,
+            );
+        }
+    };
+    let target = PathTarget {
+        model: model.to_string(),
+        stream,
+        sse: query_param(&uri, "alt") == Some("sse"),
+    };
+    generate(shared, Dialect::Gemini, uri, headers, body, Some(target)).await
 }
 
 async fn anthropic_messages(
@@ -399,7 +534,7 @@ async fn anthropic_messages(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    generate(shared, Dialect::Anthropic, uri, headers, body).await
+    generate(shared, Dialect::Anthropic, uri, headers, body, None).await
 }
 
 async fn count_tokens(
@@ -409,14 +544,21 @@ async fn count_tokens(
     body: Bytes,
 ) -> Response {
     let dialect = Dialect::Anthropic;
-    let parsed = record(&shared, "count_tokens", &uri, &headers, &body, false);
-    if !authorized(&shared, &headers) {
+    let parsed = record(
+        &shared,
+        "count_tokens",
+        &uri,
+        &headers,
+        &body,
+        CountModel::No,
+    );
+    if !authorized(&shared, dialect, &uri, &headers) {
         return unauthorized(dialect);
     }
     let Ok(body) = parsed else {
         return invalid_json(dialect);
     };
-    let sc = scenario_for(&shared, &headers, &body);
+    let sc = scenario_for(&shared, &headers, body_model(&body));
     if let Some(resp) = pre_answer(dialect, &sc).await {
         return resp;
     }
@@ -433,8 +575,8 @@ pub const MODEL_IDS: &[(&str, &str)] = &[
 ];
 
 async fn models(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
-    let _ = record(&shared, "models", &uri, &headers, &[], false);
-    if !authorized(&shared, &headers) {
+    let _ = record(&shared, "models", &uri, &headers, &[], CountModel::No);
+    if !authorized(&shared, Dialect::OpenAi, &uri, &headers) {
         return unauthorized(Dialect::OpenAi);
     }
     let data: Vec<Value> = MODEL_IDS
@@ -463,8 +605,10 @@ async fn fallback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let _ = record(&shared, "unknown", &uri, &headers, &body, false);
-    let dialect = if headers.contains_key("anthropic-version") || uri.path().contains("messages") {
+    let _ = record(&shared, "unknown", &uri, &headers, &body, CountModel::No);
+    let dialect = if uri.path().starts_with("/v1beta") {
+        Dialect::Gemini
+    } else if headers.contains_key("anthropic-version") || uri.path().contains("messages") {
         Dialect::Anthropic
     } else {
         Dialect::OpenAi

@@ -18,18 +18,27 @@ pub const INPUT_OVERHEAD: u64 = 10;
 pub const CACHE_READ_TOKENS: u64 = 4;
 /// Cache-creation tokens reported with `cache` (Anthropic only).
 pub const CACHE_CREATION_TOKENS: u64 = 2;
+/// `thoughtSignature` on the first Gemini functionCall part when thinking (base64 of `sig_mock_123`).
+pub const GEMINI_THOUGHT_SIGNATURE: &str = "c2lnX21vY2tfMTIz";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     OpenAi,
     Anthropic,
+    /// OpenAI Responses (`POST /v1/responses`).
+    Responses,
+    /// Google Gemini native (`POST /v1beta/models/{model}:generateContent`).
+    Gemini,
 }
 
 impl Dialect {
+    /// Route name used by `hits` and in the reply text (`Hello from mock-<route>: ...`).
     pub fn route(self) -> &'static str {
         match self {
             Dialect::OpenAi => "openai",
             Dialect::Anthropic => "anthropic",
+            Dialect::Responses => "responses",
+            Dialect::Gemini => "gemini",
         }
     }
 }
@@ -185,13 +194,19 @@ pub fn fragments(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// Text of an OpenAI / Anthropic content value: a string, or the `text` of its text parts joined by a space.
+/// Text of an OpenAI / Anthropic / Responses content value: a string, or the `text` of its
+/// text parts (`text`, `input_text`, `output_text`) joined by a space.
 pub fn content_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts
             .iter()
-            .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
+            .filter(|p| {
+                matches!(
+                    p.get("type").and_then(Value::as_str),
+                    Some("text" | "input_text" | "output_text")
+                )
+            })
             .filter_map(|p| p.get("text").and_then(Value::as_str))
             .collect::<Vec<_>>()
             .join(" "),

@@ -697,3 +697,800 @@ async fn binary_prints_address_and_serves() {
     let v: Value = got.unwrap().json().await.unwrap();
     assert_eq!(v["object"], "list");
 }
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI Responses
+// ---------------------------------------------------------------------------------------------
+
+fn weather_tool_responses() -> Value {
+    json!([{
+        "type": "function",
+        "name": "get_weather",
+        "description": "Weather",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}
+    }])
+}
+
+/// Parses a Responses stream: every event has a name equal to its data's `type`.
+fn responses_events(text: &str) -> Vec<Value> {
+    sse_events(text)
+        .into_iter()
+        .map(|(name, data)| {
+            let v: Value = serde_json::from_str(&data).unwrap();
+            assert_eq!(name.as_deref(), v["type"].as_str(), "{data}");
+            v
+        })
+        .collect()
+}
+
+fn types(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn responses_non_streaming() {
+    let m = mock().await;
+    let resp = post(
+        &m,
+        "/v1/responses",
+        json!({
+            "model": "gpt-5",
+            "instructions": "Be brief",
+            "input": [
+                {"role": "user", "content": "earlier"},
+                {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "ok"}]},
+                {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}, {"type": "input_text", "text": "there"}]}
+            ]
+        }),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["id"].as_str().unwrap().starts_with("resp_mock_"));
+    assert_eq!(v["object"], "response");
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["model"], "gpt-5");
+    assert!(v["created_at"].is_u64());
+    assert_eq!(v["error"], Value::Null);
+    assert_eq!(v["incomplete_details"], Value::Null);
+    let output = v["output"].as_array().unwrap();
+    assert_eq!(output.len(), 1);
+    assert_eq!(output[0]["type"], "message");
+    assert_eq!(output[0]["id"], "msg_mock_1");
+    assert_eq!(output[0]["status"], "completed");
+    assert_eq!(output[0]["role"], "assistant");
+    assert_eq!(
+        output[0]["content"],
+        json!([{"type": "output_text", "text": "Hello from mock-responses: hi there", "annotations": []}])
+    );
+    // input: "Be brief" + "earlier" + "ok" + "hi there" = 6 words + 10; output: 5 words.
+    let u = &v["usage"];
+    assert_eq!(u["input_tokens"], 16);
+    assert_eq!(u["input_tokens_details"]["cached_tokens"], 0);
+    assert_eq!(u["output_tokens"], 5);
+    assert_eq!(u["output_tokens_details"]["reasoning_tokens"], 0);
+    assert_eq!(u["total_tokens"], 21);
+
+    // A plain string input; reasoning + cache.
+    let v: Value = post(
+        &m,
+        "/v1/responses",
+        json!({"model": "o3@cache", "input": "x y", "reasoning": {"effort": "low"}}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let output = v["output"].as_array().unwrap();
+    assert_eq!(output.len(), 2);
+    assert_eq!(
+        output[0],
+        json!({"type": "reasoning", "id": "rs_mock_1", "summary": [{"type": "summary_text", "text": "Let me think about this."}]})
+    );
+    assert_eq!(
+        output[1]["content"][0]["text"],
+        "Hello from mock-responses: x y"
+    );
+    assert_eq!(v["usage"]["input_tokens"], 12);
+    assert_eq!(v["usage"]["input_tokens_details"]["cached_tokens"], 4);
+    assert_eq!(v["usage"]["output_tokens"], 5 + 5);
+    assert_eq!(v["usage"]["output_tokens_details"]["reasoning_tokens"], 5);
+
+    let v: Value = post(
+        &m,
+        "/v1/responses",
+        json!({"model": "gpt-5@nousage", "input": "x"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(v.get("usage").is_none());
+    assert_eq!(m.hits("responses"), 3);
+    assert_eq!(m.hits_for_model("gpt-5"), 1);
+    assert_eq!(m.hits_for_model("o3@cache"), 1);
+    assert_eq!(m.requests()[0].route, "responses");
+    assert_eq!(m.requests()[0].path, "/v1/responses");
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn responses_streaming_event_order() {
+    let m = mock().await;
+    let resp = post(
+        &m,
+        "/v1/responses",
+        json!({"model": "gpt-5@think", "stream": true, "input": "hello world"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let text = resp.text().await.unwrap();
+    assert!(!text.contains("[DONE]"));
+    let events = responses_events(&text);
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["sequence_number"], i as u64, "{e}");
+    }
+    let words = ["Hello", " from", " mock-responses:", " hello", " world"];
+    let mut expected = vec![
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.reasoning_summary_part.added",
+    ];
+    expected.extend(["response.reasoning_summary_text.delta"; 5]);
+    expected.extend([
+        "response.reasoning_summary_text.done",
+        "response.reasoning_summary_part.done",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]);
+    expected.extend(["response.output_text.delta"; 5]);
+    expected.extend([
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]);
+    assert_eq!(types(&events), expected);
+
+    assert_eq!(events[0]["response"]["status"], "in_progress");
+    assert_eq!(events[0]["response"]["output"], json!([]));
+    assert_eq!(events[2]["output_index"], 0);
+    assert_eq!(events[2]["item"]["type"], "reasoning");
+    let thinking: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.reasoning_summary_text.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(thinking, "Let me think about this.");
+    let added = &events[12];
+    assert_eq!(added["output_index"], 1);
+    assert_eq!(added["item"]["type"], "message");
+    assert_eq!(added["item"]["status"], "in_progress");
+    assert_eq!(added["item"]["content"], json!([]));
+    let deltas: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .collect();
+    for (d, w) in deltas.iter().zip(words) {
+        assert_eq!(d["delta"], w);
+        assert_eq!(d["item_id"], "msg_mock_1");
+        assert_eq!(d["output_index"], 1);
+        assert_eq!(d["content_index"], 0);
+    }
+    let done = events
+        .iter()
+        .find(|e| e["type"] == "response.output_text.done")
+        .unwrap();
+    assert_eq!(done["text"], "Hello from mock-responses: hello world");
+    let last = events.last().unwrap();
+    let r = &last["response"];
+    assert_eq!(r["status"], "completed");
+    assert_eq!(r["output"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        r["output"][1]["content"][0]["text"],
+        "Hello from mock-responses: hello world"
+    );
+    assert_eq!(r["usage"]["input_tokens"], 12);
+    assert_eq!(r["usage"]["output_tokens"], 10);
+    assert_eq!(r["usage"]["output_tokens_details"]["reasoning_tokens"], 5);
+    assert_eq!(r["usage"]["total_tokens"], 22);
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn responses_tool_call_and_result() {
+    let m = mock().await;
+    let body = json!({
+        "model": "gpt-5",
+        "input": [{"role": "user", "content": "weather?"}],
+        "tools": weather_tool_responses(),
+        "tool_choice": "auto"
+    });
+    let v: Value = post(&m, "/v1/responses", body.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["output"],
+        json!([{
+            "type": "function_call", "id": "fc_mock_1", "call_id": "call_mock_1",
+            "name": "get_weather", "arguments": "{\"location\":\"Paris\"}", "status": "completed"
+        }])
+    );
+    assert_eq!(v["usage"]["output_tokens"], 5);
+
+    // Streamed: output_item.added, 3 argument fragments, arguments.done, output_item.done.
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let text = post(&m, "/v1/responses", streamed)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let events = responses_events(&text);
+    assert_eq!(
+        types(&events),
+        vec![
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "response.completed",
+        ]
+    );
+    assert_eq!(events[2]["item"]["arguments"], "");
+    assert_eq!(events[2]["item"]["status"], "in_progress");
+    assert_eq!(events[2]["item"]["call_id"], "call_mock_1");
+    let args: String = events[3..6]
+        .iter()
+        .map(|e| {
+            assert_eq!(e["item_id"], "fc_mock_1");
+            e["delta"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(args, r#"{"location":"Paris"}"#);
+    assert_eq!(events[6]["arguments"], r#"{"location":"Paris"}"#);
+    assert_eq!(events[8]["response"]["output"][0]["type"], "function_call");
+
+    // Follow-up with the function_call_output: a text answer quoting it.
+    let mut follow = body.clone();
+    follow["input"] = json!([
+        {"role": "user", "content": "weather?"},
+        {"type": "function_call", "call_id": "call_mock_1", "name": "get_weather", "arguments": "{\"location\":\"Paris\"}"},
+        {"type": "function_call_output", "call_id": "call_mock_1", "output": "Sunny 20C"}
+    ]);
+    let v: Value = post(&m, "/v1/responses", follow)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["output"][0]["type"], "message");
+    assert_eq!(
+        v["output"][0]["content"][0]["text"],
+        "Tool result received: Sunny 20C"
+    );
+    // "weather?" + "Sunny 20C" = 3 words + 10.
+    assert_eq!(v["usage"]["input_tokens"], 13);
+
+    // parallel: two calls, two output items.
+    let mut par = body.clone();
+    par["model"] = json!("gpt-5@parallel");
+    let v: Value = post(&m, "/v1/responses", par).await.json().await.unwrap();
+    assert_eq!(v["output"][1]["call_id"], "call_mock_2");
+    assert_eq!(v["output"][1]["arguments"], r#"{"location":"Tokyo"}"#);
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn responses_errors_auth_and_cut() {
+    let m = spawn(MockConfig {
+        expected_key: Some("sk-test".into()),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let c = client();
+    let url = format!("{}/v1/responses", m.base_url());
+    let r = c
+        .post(&url)
+        .json(&json!({"model": "gpt-5", "input": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "invalid_api_key");
+    let r = c
+        .post(&url)
+        .bearer_auth("sk-test")
+        .json(&json!({"model": "gpt-5@status=429,retry-after=4", "input": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "4");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "requests");
+    assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(v["error"]["param"], Value::Null);
+    let r = c
+        .post(&url)
+        .bearer_auth("sk-test")
+        .header("x-mock-scenario", "status=500")
+        .json(&json!({"model": "gpt-5", "input": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "server_error");
+
+    let mut resp = c
+        .post(&url)
+        .bearer_auth("sk-test")
+        .json(&json!({"model": "gpt-5@cut=3", "stream": true, "input": "one two three"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut got = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => got.extend_from_slice(&c),
+            Ok(None) => panic!("stream ended cleanly; expected a cut"),
+            Err(_) => break,
+        }
+    }
+    let text = String::from_utf8(got).unwrap();
+    assert_eq!(sse_events(&text).len(), 3, "{text}");
+    assert!(!text.contains("response.completed"));
+    assert_eq!(m.hits("responses"), 4);
+    m.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gemini
+// ---------------------------------------------------------------------------------------------
+
+fn weather_tool_gemini() -> Value {
+    json!([{
+        "functionDeclarations": [{
+            "name": "get_weather",
+            "description": "Weather",
+            "parameters": {"type": "OBJECT", "properties": {"location": {"type": "STRING"}}, "required": ["location"]}
+        }, {
+            "name": "get_time",
+            "description": "Time",
+            "parametersJsonSchema": {"type": "object", "properties": {}}
+        }]
+    }])
+}
+
+fn gemini_path(model: &str, action: &str) -> String {
+    format!("/v1beta/models/{model}:{action}")
+}
+
+#[tokio::test]
+async fn gemini_non_streaming() {
+    let m = mock().await;
+    let resp = post(
+        &m,
+        &gemini_path("gemini-2.5-flash", "generateContent"),
+        json!({
+            "systemInstruction": {"parts": [{"text": "Be brief"}]},
+            "contents": [
+                {"role": "user", "parts": [{"text": "earlier"}]},
+                {"role": "model", "parts": [{"text": "ok"}]},
+                {"role": "user", "parts": [{"text": "hi"}, {"text": "there"}]}
+            ]
+        }),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    let cand = &v["candidates"][0];
+    assert_eq!(cand["content"]["role"], "model");
+    assert_eq!(
+        cand["content"]["parts"],
+        json!([{"text": "Hello from mock-gemini: hi there"}])
+    );
+    assert_eq!(cand["finishReason"], "STOP");
+    assert_eq!(cand["index"], 0);
+    assert_eq!(v["modelVersion"], "gemini-2.5-flash");
+    assert!(v["responseId"].is_string());
+    // input: "Be brief" + "earlier" + "ok" + "hi there" = 6 words + 10; output 5 words.
+    let u = &v["usageMetadata"];
+    assert_eq!(u["promptTokenCount"], 16);
+    assert_eq!(u["candidatesTokenCount"], 5);
+    assert_eq!(u["totalTokenCount"], 21);
+    assert!(u.get("thoughtsTokenCount").is_none());
+    assert!(u.get("cachedContentTokenCount").is_none());
+
+    // Thinking via thinkingConfig.includeThoughts, cache via the model-segment scenario.
+    let v: Value = post(
+        &m,
+        &gemini_path("gemini-2.5-pro@cache", "generateContent"),
+        json!({
+            "contents": [{"role": "user", "parts": [{"text": "x"}]}],
+            "generationConfig": {"thinkingConfig": {"includeThoughts": true, "thinkingBudget": 128}}
+        }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let parts = &v["candidates"][0]["content"]["parts"];
+    assert_eq!(
+        parts[0],
+        json!({"text": "Let me think about this.", "thought": true})
+    );
+    assert_eq!(parts[1]["text"], "Hello from mock-gemini: x");
+    let u = &v["usageMetadata"];
+    assert_eq!(u["promptTokenCount"], 11);
+    assert_eq!(u["candidatesTokenCount"], 4);
+    assert_eq!(u["thoughtsTokenCount"], 5);
+    assert_eq!(u["cachedContentTokenCount"], 4);
+    assert_eq!(u["totalTokenCount"], 11 + 4 + 5);
+
+    assert_eq!(m.hits("gemini"), 2);
+    assert_eq!(m.hits_for_model("gemini-2.5-flash"), 1);
+    assert_eq!(m.hits_for_model("gemini-2.5-pro@cache"), 1);
+    let reqs = m.requests();
+    assert_eq!(reqs[0].route, "gemini");
+    assert_eq!(
+        reqs[0].path,
+        "/v1beta/models/gemini-2.5-flash:generateContent"
+    );
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn gemini_streaming_chunks() {
+    let m = mock().await;
+    let resp = post(
+        &m,
+        &format!(
+            "{}?alt=sse",
+            gemini_path("gemini-2.5-flash", "streamGenerateContent")
+        ),
+        json!({"contents": [{"role": "user", "parts": [{"text": "hello world"}]}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let text = resp.text().await.unwrap();
+    assert!(!text.contains("event:"));
+    assert!(!text.contains("[DONE]"));
+    let events = sse_events(&text);
+    assert!(events.iter().all(|(name, _)| name.is_none()));
+    let chunks: Vec<Value> = events
+        .iter()
+        .map(|(_, d)| serde_json::from_str(d).unwrap())
+        .collect();
+    // One chunk per word.
+    assert_eq!(chunks.len(), 5);
+    let mut text = String::new();
+    for (i, c) in chunks.iter().enumerate() {
+        let cand = &c["candidates"][0];
+        let parts = cand["content"]["parts"].as_array().unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(cand["content"]["role"], "model");
+        text.push_str(parts[0]["text"].as_str().unwrap());
+        let last = i + 1 == chunks.len();
+        assert_eq!(cand.get("finishReason").is_some(), last, "{c}");
+        assert_eq!(c.get("usageMetadata").is_some(), last, "{c}");
+    }
+    assert_eq!(text, "Hello from mock-gemini: hello world");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(last["usageMetadata"]["promptTokenCount"], 12);
+    assert_eq!(last["usageMetadata"]["candidatesTokenCount"], 5);
+    assert_eq!(last["usageMetadata"]["totalTokenCount"], 17);
+
+    // cut=2: two chunks, then the connection drops.
+    let mut resp = post(
+        &m,
+        &format!(
+            "{}?alt=sse",
+            gemini_path("gemini-2.5-flash@cut=2", "streamGenerateContent")
+        ),
+        json!({"contents": [{"role": "user", "parts": [{"text": "one two three"}]}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let mut got = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => got.extend_from_slice(&c),
+            Ok(None) => panic!("stream ended cleanly; expected a cut"),
+            Err(_) => break,
+        }
+    }
+    let text = String::from_utf8(got).unwrap();
+    assert_eq!(sse_events(&text).len(), 2, "{text}");
+    assert!(!text.contains("finishReason"));
+
+    // Without alt=sse: a JSON array of the same chunks.
+    let v: Value = post(
+        &m,
+        &gemini_path("gemini-2.5-flash", "streamGenerateContent"),
+        json!({"contents": [{"role": "user", "parts": [{"text": "hello world"}]}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 5);
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn gemini_tool_call_and_result() {
+    let m = mock().await;
+    let body = json!({
+        "contents": [{"role": "user", "parts": [{"text": "weather?"}]}],
+        "tools": weather_tool_gemini(),
+        "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}}
+    });
+    let v: Value = post(
+        &m,
+        &gemini_path("gemini-2.5-flash", "generateContent"),
+        body.clone(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let cand = &v["candidates"][0];
+    assert_eq!(
+        cand["content"]["parts"],
+        json!([{"functionCall": {"name": "get_weather", "args": {"location": "Paris"}}}])
+    );
+    assert_eq!(cand["finishReason"], "STOP");
+    assert_eq!(v["usageMetadata"]["candidatesTokenCount"], 5);
+
+    // Thinking: thought part first, thoughtSignature on the functionCall; streamed, the call
+    // arrives whole in the last chunk.
+    let text = post(
+        &m,
+        &format!(
+            "{}?alt=sse",
+            gemini_path("gemini-2.5-flash@think", "streamGenerateContent")
+        ),
+        body.clone(),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let chunks: Vec<Value> = sse_events(&text)
+        .iter()
+        .map(|(_, d)| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(chunks.len(), 2);
+    assert_eq!(
+        chunks[0]["candidates"][0]["content"]["parts"][0]["thought"],
+        true
+    );
+    let last = &chunks[1];
+    let part = &last["candidates"][0]["content"]["parts"][0];
+    assert_eq!(part["functionCall"]["name"], "get_weather");
+    assert_eq!(part["functionCall"]["args"], json!({"location": "Paris"}));
+    assert_eq!(part["thoughtSignature"], "c2lnX21vY2tfMTIz");
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(last["usageMetadata"]["thoughtsTokenCount"], 5);
+    assert_eq!(last["usageMetadata"]["candidatesTokenCount"], 5);
+
+    // Follow-up with the functionResponse: a text answer quoting its output field.
+    let mut follow = body.clone();
+    follow["contents"] = json!([
+        {"role": "user", "parts": [{"text": "weather?"}]},
+        {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"location": "Paris"}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"output": "Sunny 20C"}}}]}
+    ]);
+    let v: Value = post(
+        &m,
+        &gemini_path("gemini-2.5-flash", "generateContent"),
+        follow.clone(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        v["candidates"][0]["content"]["parts"][0]["text"],
+        "Tool result received: Sunny 20C"
+    );
+    assert_eq!(v["usageMetadata"]["promptTokenCount"], 13);
+    // Without output/result: the response as compact JSON.
+    follow["contents"][2]["parts"][0]["functionResponse"]["response"] = json!({"temp": 20});
+    let v: Value = post(
+        &m,
+        &gemini_path("gemini-2.5-flash", "generateContent"),
+        follow,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        v["candidates"][0]["content"]["parts"][0]["text"],
+        r#"Tool result received: {"temp":20}"#
+    );
+
+    // mode NONE: text.
+    let mut none = body.clone();
+    none["toolConfig"]["functionCallingConfig"]["mode"] = json!("NONE");
+    let v: Value = post(
+        &m,
+        &gemini_path("gemini-2.5-flash", "generateContent"),
+        none,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        v["candidates"][0]["content"]["parts"][0]["text"],
+        "Hello from mock-gemini: weather?"
+    );
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn gemini_errors_and_auth() {
+    let m = spawn(MockConfig {
+        expected_key: Some("g-key".into()),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let c = client();
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "x"}]}]});
+    let url = |model: &str| format!("{}{}", m.base_url(), gemini_path(model, "generateContent"));
+    // No key, and a Bearer key: both refused.
+    for req in [
+        c.post(url("gemini-2.5-flash")),
+        c.post(url("gemini-2.5-flash")).bearer_auth("g-key"),
+    ] {
+        let r = req.json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], 401);
+        assert_eq!(v["error"]["status"], "UNAUTHENTICATED");
+        assert!(v["error"]["message"].is_string());
+    }
+    let r = c
+        .post(url("gemini-2.5-flash"))
+        .header("x-goog-api-key", "g-key")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .post(format!("{}?key=g-key", url("gemini-2.5-flash")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    for (status, name) in [
+        (400, "INVALID_ARGUMENT"),
+        (403, "PERMISSION_DENIED"),
+        (404, "NOT_FOUND"),
+        (429, "RESOURCE_EXHAUSTED"),
+        (500, "INTERNAL"),
+        (503, "UNAVAILABLE"),
+    ] {
+        let r = c
+            .post(url(&format!(
+                "gemini-2.5-flash@status={status},retry-after=2"
+            )))
+            .header("x-goog-api-key", "g-key")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status);
+        assert_eq!(r.headers()["retry-after"], "2");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], status);
+        assert_eq!(v["error"]["status"], name);
+    }
+    // The header scenario works too, and the model still counts as sent.
+    let r = c
+        .post(url("gemini-2.5-flash"))
+        .header("x-goog-api-key", "g-key")
+        .header("x-mock-scenario", "status=429")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(
+        m.hits_for_model("gemini-2.5-flash@status=500,retry-after=2"),
+        1
+    );
+
+    // Invalid JSON and an unknown method.
+    let r = c
+        .post(url("gemini-2.5-flash"))
+        .header("x-goog-api-key", "g-key")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["status"], "INVALID_ARGUMENT");
+    let r = c
+        .post(format!(
+            "{}/v1beta/models/gemini-2.5-flash:embedContent",
+            m.base_url()
+        ))
+        .header("x-goog-api-key", "g-key")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["status"], "NOT_FOUND");
+    assert_eq!(m.hits("unknown"), 1);
+    assert_eq!(m.hits("gemini"), 2 + 2 + 6 + 1 + 1);
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn new_streams_malformed_and_encoded_model() {
+    let m = mock().await;
+    let text = post(
+        &m,
+        "/v1/responses",
+        json!({"model": "gpt-5@malformed", "stream": true, "input": "x"}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let events = sse_events(&text);
+    assert_eq!(events[1].1, "{not json");
+    assert!(events.last().unwrap().1.contains("response.completed"));
+
+    // '@' percent-encoded in the model segment still selects the scenario and counts the
+    // decoded model.
+    let text = post(
+        &m,
+        "/v1beta/models/gemini-2.5-flash%40malformed:streamGenerateContent?alt=sse",
+        json!({"contents": [{"role": "user", "parts": [{"text": "x"}]}]}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let events = sse_events(&text);
+    assert_eq!(events[1].1, "{not json");
+    assert!(events.last().unwrap().1.contains("finishReason"));
+    assert_eq!(m.hits_for_model("gemini-2.5-flash@malformed"), 1);
+    m.shutdown().await;
+}
