@@ -835,7 +835,7 @@ async fn models_health_and_root() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["openai", "anthropic"]);
+    assert_eq!(names, ["openai", "anthropic", "gemini"]);
     assert_eq!(v["providers"][0]["circuit"], "closed");
     assert!(v["version"].is_string());
 
@@ -935,4 +935,135 @@ async fn max_tokens_is_clamped_to_the_target_models_limit_when_translating() {
     let r = post(&format!("{}/v1/messages", gw.url), ANTHROPIC_HEADERS, &body).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(mock.requests()[0].body["max_completion_tokens"], 16384);
+}
+
+// ------------------------------------------------------------------------------------------------
+// The Responses and Gemini APIs as upstreams
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_requests_to_openai_are_relayed_to_its_responses_api() {
+    let (mock, gw) = mock_and_gateway().await;
+    let body = json!({"model": "gpt-4o-mini", "input": "hi there", "store": false,
+                      "x_unknown": {"kept": true}})
+    .to_string();
+    let r = post(&format!("{}/v1/responses", gw.url), &[], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["object"], "response");
+    assert!(
+        r.text.contains("Hello from mock-responses: hi there"),
+        "{}",
+        r.text
+    );
+    assert_eq!(mock.hits("responses"), 1);
+    assert_eq!(mock.hits("openai"), 0, "not through Chat");
+    let seen = &mock.requests()[0];
+    assert_eq!(seen.body["x_unknown"], json!({"kept": true}), "passthrough");
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {OPENAI_KEY}").as_str())
+    );
+    let body = json!({"model": "gpt-4o-mini", "input": "hi there", "stream": true}).to_string();
+    let r = post(&format!("{}/v1/responses", gw.url), &[], &body).await;
+    let events = r.sse_events();
+    assert_eq!(events.first().map(String::as_str), Some("response.created"));
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("response.completed")
+    );
+    let log = gw.wait_log("dialect=\"openai_responses\"").await;
+    assert!(
+        log.contains("streamed=true") && log.contains("usage_estimated=false"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_and_messages_clients_reach_gemini_models_natively() {
+    let (mock, gw) = mock_and_gateway().await;
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[],
+        &chat("gemini-2.5-flash", false),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        "Hello from mock-gemini: hi there"
+    );
+    assert_eq!(r.header("x-ekai-provider"), "gemini");
+    let seen = &mock.requests()[0];
+    assert_eq!(seen.route, "gemini");
+    assert!(
+        seen.path.ends_with("/gemini-2.5-flash:generateContent"),
+        "{}",
+        seen.path
+    );
+    assert_eq!(seen.header("x-goog-api-key"), Some(GOOGLE_KEY));
+    // Streaming from an Anthropic client: Gemini's stream has no end marker, yet the client
+    // gets a complete Anthropic stream.
+    let r = post(
+        &format!("{}/v1/messages", gw.url),
+        ANTHROPIC_HEADERS,
+        &msgs("gemini-2.5-flash", true),
+    )
+    .await;
+    let events = r.sse_events();
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("message_stop"),
+        "{}",
+        r.text
+    );
+    assert!(
+        mock.requests()[1]
+            .query
+            .as_deref()
+            .unwrap_or("")
+            .contains("alt=sse")
+    );
+    let text: String = r
+        .sse_data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["delta"]["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(text, "Hello from mock-gemini: hi there");
+    let log = gw.wait_log("streamed=true").await;
+    assert!(
+        log.contains("provider=gemini") && log.contains("input_tokens=12"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gemini_clients_reach_gemini_by_passthrough() {
+    let (mock, gw) = mock_and_gateway().await;
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi there"}]}],
+                      "safetySettings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_NONE"}]})
+    .to_string();
+    let r = post(
+        &format!(
+            "{}/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            gw.url
+        ),
+        &[("x-goog-api-key", "client-key")],
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("mock-gemini"), "{}", r.text);
+    let seen = &mock.requests()[0];
+    assert_eq!(
+        seen.body["safetySettings"][0]["threshold"], "BLOCK_NONE",
+        "relayed untouched"
+    );
+    assert_eq!(
+        seen.header("x-goog-api-key"),
+        Some(GOOGLE_KEY),
+        "the gateway's key, not the client's"
+    );
+    let log = gw.wait_log("dialect=\"gemini\"").await;
+    assert!(log.contains("output_tokens=5"), "{log}");
 }

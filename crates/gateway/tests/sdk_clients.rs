@@ -666,6 +666,33 @@ async fn python_openai_responses_api_to_anthropic_translated() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_openai_responses_api_to_openai_passthrough() {
+    let (mock, gw) = mock_and_gateway().await;
+    let out = run_python_script(
+        &gw,
+        Sdk::OpenAi,
+        "responses_client.py",
+        &[
+            "gpt-4o-mini",
+            "mock-responses",
+            "plain,stream,tools,stream_tools",
+        ],
+    )
+    .await;
+    assert_eq!(
+        s(&out, "/tools/final"),
+        "Tool result received: 18C and sunny"
+    );
+    assert_eq!(mock.hits("responses"), 6);
+    assert_eq!(mock.hits("openai") + mock.hits("anthropic"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_google_genai_sdk_to_gemini_passthrough() {
+    gemini_sdk("gemini-2.5-flash", "mock-gemini", "gemini").await;
+}
+
 async fn gemini_sdk(model: &str, mock_name: &str, route: &str) {
     let (mock, gw) = mock_and_gateway().await;
     let out = run_python_script(
@@ -679,7 +706,8 @@ async fn gemini_sdk(model: &str, mock_name: &str, route: &str) {
         s(&out, "/tools/final"),
         "Tool result received: 18C and sunny"
     );
-    // plain, stream and the two tool turns reach the upstream; countTokens is estimated locally.
+    // plain, stream and the two tool turns reach the upstream; countTokens goes to Gemini itself
+    // when Gemini serves the model, and is estimated locally otherwise.
     assert_eq!(mock.hits(route), 4, "{:?}", mock.requests());
 }
 

@@ -510,6 +510,7 @@ async fn gemini_models(
     let stream = match action {
         "generateContent" => false,
         "streamGenerateContent" => true,
+        "countTokens" => return gemini_count_tokens(&shared, &uri, &headers, &body),
         _ => {
             let _ = record(&shared, "unknown", &uri, &headers, &body, CountModel::No);
             return error_response(
@@ -526,6 +527,22 @@ async fn gemini_models(
         sse: query_param(&uri, "alt") == Some("sse"),
     };
     generate(shared, Dialect::Gemini, uri, headers, body, Some(target)).await
+}
+
+/// `:countTokens`: `{"totalTokens": words + 10}`, the same count `generateContent` reports as
+/// `promptTokenCount`. Body: `{contents}` or `{generateContentRequest: {contents}}`.
+fn gemini_count_tokens(shared: &Shared, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Response {
+    let parsed = record(shared, "count_tokens", uri, headers, body, CountModel::No);
+    if !authorized(shared, Dialect::Gemini, uri, headers) {
+        return unauthorized(Dialect::Gemini);
+    }
+    let Ok(body) = parsed else {
+        return invalid_json(Dialect::Gemini);
+    };
+    let request = body.get("generateContentRequest").unwrap_or(&body);
+    let a = gemini::analyze(request, "", false);
+    axum::Json(serde_json::json!({"totalTokens": a.input_words as u64 + INPUT_OVERHEAD}))
+        .into_response()
 }
 
 async fn anthropic_messages(

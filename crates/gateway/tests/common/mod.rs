@@ -19,6 +19,7 @@ pub use ekai_mock_provider::{MockConfig, MockHandle};
 
 pub const OPENAI_KEY: &str = "sk-test-openai-0123456789";
 pub const ANTHROPIC_KEY: &str = "sk-ant-test-0123456789";
+pub const GOOGLE_KEY: &str = "google-test-0123456789";
 
 pub struct Gateway {
     child: Child,
@@ -146,12 +147,14 @@ pub async fn mock_and_gateway() -> (MockHandle, Gateway) {
 
 pub fn gateway_for(mock: &MockHandle, extra: &[(&str, &str)]) -> Gateway {
     let openai = format!("{}/v1", mock.base_url());
-    let anthropic = mock.base_url();
+    let base = mock.base_url();
     let mut env: Vec<(&str, &str)> = vec![
         ("OPENAI_API_KEY", OPENAI_KEY),
         ("ANTHROPIC_API_KEY", ANTHROPIC_KEY),
+        ("GOOGLE_API_KEY", GOOGLE_KEY),
         ("EKAI_OPENAI_BASE_URL", &openai),
-        ("EKAI_ANTHROPIC_BASE_URL", &anthropic),
+        ("EKAI_ANTHROPIC_BASE_URL", &base),
+        ("EKAI_GEMINI_BASE_URL", &base),
     ];
     env.extend_from_slice(extra);
     Gateway::start(&env)
