@@ -235,3 +235,201 @@ async fn send(mut rb: reqwest::RequestBuilder, headers: &[(&str, &str)]) -> Repl
         text,
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// External tools installed into a cache under the target directory (npm packages), and the
+// environment for running them offline.
+// ---------------------------------------------------------------------------------------------
+
+/// Longest an installer step (npm install, pip install) may run.
+pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// A cross-process lock: a directory created atomically, holding the owner's pid; removed on drop.
+/// A lock left by a dead process (or older than the install timeout) is taken over.
+pub struct DirLock(PathBuf);
+
+impl DirLock {
+    pub async fn acquire(path: PathBuf) -> Result<DirLock, String> {
+        let start = std::time::Instant::now();
+        loop {
+            match std::fs::create_dir(&path) {
+                Ok(()) => {
+                    let _ = std::fs::write(path.join("pid"), std::process::id().to_string());
+                    return Ok(DirLock(path));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if Self::stale(&path) {
+                        let _ = std::fs::remove_dir_all(&path);
+                        continue;
+                    }
+                    if start.elapsed() > INSTALL_TIMEOUT {
+                        return Err(format!(
+                            "setup lock {path:?} still held after {INSTALL_TIMEOUT:?}"
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(format!("create lock {path:?}: {e}")),
+            }
+        }
+    }
+
+    fn stale(path: &std::path::Path) -> bool {
+        let old = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > INSTALL_TIMEOUT);
+        let dead_owner = cfg!(target_os = "linux")
+            && std::fs::read_to_string(path.join("pid"))
+                .ok()
+                .and_then(|p| p.trim().parse::<u32>().ok())
+                .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        old || dead_owner
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A command for an installer: the developer's environment (proxies, registry config) minus
+/// API keys, stdin closed, killed if the test gives up on it.
+pub fn installer_command(program: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().to_string();
+        if k.starts_with("OPENAI_") || k.starts_with("ANTHROPIC_") || k.starts_with("EKAI_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.stdin(Stdio::null()).kill_on_drop(true);
+    cmd
+}
+
+/// Runs an installer step; Err carries the command and its full output.
+pub async fn run_install_step(what: &str, mut cmd: tokio::process::Command) -> Result<(), String> {
+    let out = tokio::time::timeout(INSTALL_TIMEOUT, cmd.output())
+        .await
+        .map_err(|_| format!("{what}: timed out after {INSTALL_TIMEOUT:?}"))?
+        .map_err(|e| format!("{what}: could not start: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what}: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// `npm install` of `src/package.json` (+ `src/package-lock.json`, if committed) into `dir`
+/// (under a cross-process lock), redone only when either file changed since the last
+/// successful install. Returns `dir` (which then holds `node_modules`).
+pub async fn npm_install_cached(
+    src: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("create {dir:?}: {e}"))?;
+    let _lock = DirLock::acquire(dir.join("setup.lock")).await?;
+    let pkg_src = src.join("package.json");
+    let pkg = std::fs::read_to_string(&pkg_src).map_err(|e| format!("read {pkg_src:?}: {e}"))?;
+    let lock = std::fs::read_to_string(src.join("package-lock.json")).ok();
+    let wanted = format!("{pkg}\n{}", lock.as_deref().unwrap_or(""));
+    let stamp = dir.join("ekai-package.stamp");
+    let modules = dir.join("node_modules");
+    if modules.is_dir() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str())
+    {
+        return Ok(dir.to_path_buf());
+    }
+    let _ = std::fs::remove_file(&stamp);
+    let _ = std::fs::remove_file(dir.join("package-lock.json"));
+    if modules.exists() {
+        std::fs::remove_dir_all(&modules).map_err(|e| format!("remove {modules:?}: {e}"))?;
+    }
+    std::fs::write(dir.join("package.json"), &pkg)
+        .map_err(|e| format!("write package.json: {e}"))?;
+    if let Some(lock) = &lock {
+        std::fs::write(dir.join("package-lock.json"), lock)
+            .map_err(|e| format!("write package-lock.json: {e}"))?;
+    }
+    let mut cmd = installer_command("npm");
+    // `npm ci` installs exactly the lock file; without one, `npm install` resolves package.json.
+    let verb = if lock.is_some() { "ci" } else { "install" };
+    cmd.args([verb, "--no-audit", "--no-fund"]).current_dir(dir);
+    run_install_step(&format!("npm {verb} in {dir:?}"), cmd).await?;
+    std::fs::write(&stamp, &wanted).map_err(|e| format!("write {stamp:?}: {e}"))?;
+    Ok(dir.to_path_buf())
+}
+
+/// A local HTTP proxy that refuses everything and remembers what was asked of it. Pointing a
+/// subprocess's `HTTP(S)_PROXY` / `ALL_PROXY` at it (with `NO_PROXY` for loopback) keeps the
+/// process off the network while showing which hosts it tried to reach.
+pub struct DenyProxy {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    seen: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DenyProxy {
+    pub async fn start() -> DenyProxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind deny proxy");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = Arc::clone(&seen);
+        let task = tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let seen = Arc::clone(&seen2);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .unwrap_or(0);
+                    let head = String::from_utf8_lossy(&buf[..n]);
+                    let line = head.lines().next().unwrap_or("").to_string();
+                    seen.lock().unwrap().push(line);
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        DenyProxy { url, seen, task }
+    }
+
+    /// Request lines received so far (`CONNECT host:443 HTTP/1.1`, `GET http://… HTTP/1.1`).
+    pub fn attempts(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Variables that route every non-loopback connection of a child process through the proxy.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let no_proxy = "127.0.0.1,localhost,::1".to_string();
+        vec![
+            ("HTTP_PROXY", self.url.clone()),
+            ("HTTPS_PROXY", self.url.clone()),
+            ("ALL_PROXY", self.url.clone()),
+            ("http_proxy", self.url.clone()),
+            ("https_proxy", self.url.clone()),
+            ("all_proxy", self.url.clone()),
+            ("NO_PROXY", no_proxy.clone()),
+            ("no_proxy", no_proxy),
+        ]
+    }
+}
+
+impl Drop for DenyProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
