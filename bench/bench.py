@@ -79,6 +79,10 @@ CASES["openai_stream_realistic"] = (
     ("/v1/chat/completions", oai_body("gpt-4o-mini" + REALISTIC, True), OAI_HEADERS),
 )
 
+AB_NAMES = ("ledger on (SQLite), RUST_LOG=info — the default",
+            "ledger off (DATABASE_URL=none), RUST_LOG=info",
+            "ledger on (SQLite), RUST_LOG=warn — no per-request log line")
+
 TARGETS = {
     "added_p50_c1": 100.0,  # µs
     "added_p99_c1": 500.0,  # µs
@@ -421,15 +425,15 @@ def render(R, args):
     w("Latencies in ms. *added* = gateway − direct at the same percentile. core0/core1 = how busy each core was")
     w("during the gateway run (all processes, including other people's).")
     w("")
-    w("| case | c | direct req/s | gateway req/s | direct p50 | gw p50 | added p50 | direct p99 | gw p99 | added p99 | gw CPU/req (µs) | 1-core capacity (req/s) | core0 / core1 busy | errors d/g |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    w("| case | c | direct req/s | gateway req/s | direct p50 | gw p50 | added p50 | direct p99 | gw p99 | added p99 | gw CPU/req (µs) | 1-core capacity (req/s) | core0 / core1 busy | gw RSS after (MB) | errors d/g |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in R["runs"]:
         d, g = r["direct"], r["gateway"]
         cap = 1e6 / g["gw_cpu_us_per_req"] if g["gw_cpu_us_per_req"] > 0 else 0
         w(f"| {r['label']} | {r['c']} | {d['rps']:,.0f} | {g['rps']:,.0f} | {ms(d['lat_p50_us'])} | {ms(g['lat_p50_us'])} | "
           f"{ms(g['lat_p50_us'] - d['lat_p50_us'])} | {ms(d['lat_p99_us'])} | {ms(g['lat_p99_us'])} | "
           f"{ms(g['lat_p99_us'] - d['lat_p99_us'])} | {g['gw_cpu_us_per_req']:.0f} | {cap:,.0f} | "
-          f"{g['cpu0_busy']:.0f}% / {g['cpu1_busy']:.0f}% | {d['errors']}/{g['errors']} |")
+          f"{g['cpu0_busy']:.0f}% / {g['cpu1_busy']:.0f}% | {g['gw_rss_kb'] / 1024:.0f} | {d['errors']}/{g['errors']} |")
     w("")
 
     w("## Added time to first byte (streams)")
@@ -465,14 +469,14 @@ def render(R, args):
     w("Separate gateway processes (same core), measured in alternation, "
       f"{args.ab_rounds} rounds of {args.duration} s each; the figure is the median round.")
     w("")
-    w("| variant | req/s (median) | rounds | gw CPU/req (µs, median) | p50 ms | p99 ms |")
-    w("|---|---|---|---|---|---|")
+    w("| variant | req/s (median) | rounds | gw CPU/req (µs, median) | p50 ms | p99 ms | RSS after each round (MB) |")
+    w("|---|---|---|---|---|---|---|")
     for name, rows in R["ab"].items():
         rps = [x["rps"] for x in rows]
         med = sorted(rows, key=lambda x: x["rps"])[len(rows) // 2]
         cpu = statistics.median([x["gw_cpu_us_per_req"] for x in rows])
         w(f"| {name} | {statistics.median(rps):,.0f} | {', '.join(f'{v:,.0f}' for v in rps)} | {cpu:.0f} | "
-          f"{ms(med['lat_p50_us'])} | {ms(med['lat_p99_us'])} |")
+          f"{ms(med['lat_p50_us'])} | {ms(med['lat_p99_us'])} | {', '.join(str(x['gw_rss_kb'] // 1024) for x in rows)} |")
     w("")
     w("## Rerun")
     w("")
@@ -488,6 +492,51 @@ def render(R, args):
 
 
 # ---------------------------------------------------------------- main
+
+
+def targets(R):
+    def run(case, c):
+        for r in R["runs"]:
+            if r["case"] == case and r["c"] == c:
+                return r
+        return None
+
+    T = []
+    r1 = run("openai_json", 1)
+    if r1:
+        a50 = r1["gateway"]["lat_p50_us"] - r1["direct"]["lat_p50_us"]
+        a99 = r1["gateway"]["lat_p99_us"] - r1["direct"]["lat_p99_us"]
+        T.append(("added latency, JSON, c=1, p50", "≤ 0.10 ms", f"{ms(a50)} ms", a50 <= TARGETS["added_p50_c1"]))
+        T.append(("added latency, JSON, c=1, p99", "≤ 0.50 ms", f"{ms(a99)} ms", a99 <= TARGETS["added_p99_c1"]))
+    r64 = run("openai_json", 64)
+    if r64:
+        g = r64["gateway"]
+        T.append(("throughput, JSON, c=64", "≥ 15,000 req/s",
+                  f"{g['rps']:,.0f} req/s (direct: {r64['direct']['rps']:,.0f}; 1-core capacity from CPU/req: "
+                  f"{1e6 / g['gw_cpu_us_per_req']:,.0f})", g["rps"] >= TARGETS["rps_c64"]))
+    for case, x in R["ttfb"].items():
+        a = x["gateway_first_p50"] - x["direct_first_p50"]
+        T.append((f"added time to first byte, {case.replace('_', ' ')} (p50)", "≤ 0.20 ms", f"{ms(a)} ms",
+                  a <= TARGETS["added_ttfb"]))
+    mm = R["memory"]
+    T.append(("peak RSS at c=256", "≤ 50 MB", f"{mm['hwm_c256_kb'] / 1024:.1f} MB",
+              mm["hwm_c256_kb"] / 1024 <= TARGETS["peak_rss"]))
+    T.append(("idle RSS", "≤ 20 MB", f"{mm['idle_rss_kb'] / 1024:.1f} MB (after warm-up requests)",
+              mm["idle_rss_kb"] / 1024 <= TARGETS["idle_rss"]))
+    on = statistics.median([x["rps"] for x in R["ab"][AB_NAMES[0]]])
+    offr = statistics.median([x["rps"] for x in R["ab"][AB_NAMES[1]]])
+    diff = 100.0 * (on - offr) / offr
+    cpu_on = statistics.median([x["gw_cpu_us_per_req"] for x in R["ab"][AB_NAMES[0]]])
+    cpu_off = statistics.median([x["gw_cpu_us_per_req"] for x in R["ab"][AB_NAMES[1]]])
+    T.append(("ledger on vs off, JSON c=64", "≤ 5% throughput difference",
+              f"{diff:+.1f}% ({on:,.0f} on vs {offr:,.0f} off req/s); CPU/req {cpu_on:.0f} vs {cpu_off:.0f} µs "
+              f"({100.0 * (cpu_on - cpu_off) / cpu_off:+.1f}%)", abs(diff) <= TARGETS["ledger_diff"]))
+    su = statistics.median(R["startup"])
+    T.append(("start to first request served", "≤ 100 ms", f"{su:.1f} ms (median)", su <= TARGETS["startup"]))
+    T.append(("runs with auth (keys mode)", "required", "not run: keys mode (issue 5) does not exist yet", None))
+    return T
+
+
 
 
 def loadavg():
@@ -507,7 +556,18 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--command", default="bench/run")
     ap.add_argument("--quiet-machine", action="store_true", help="omit the noisy-figures warning")
+    ap.add_argument("--from-json", help="re-render the report from a results.json of an earlier run")
     args = ap.parse_args()
+    if args.from_json:
+        with open(args.from_json) as f:
+            R = json.load(f)
+        a = R.get("args", {})
+        args.duration, args.ttfb_n, args.ab_rounds = a.get("duration", 5), a.get("ttfb_n", 1000), a.get("ab_rounds", 3)
+        R["targets"] = targets(R)
+        with open(args.out, "w") as f:
+            f.write(render(R, args))
+        log(f"re-rendered {args.out} from {args.from_json}")
+        return
     if args.quick:
         args.duration, args.concurrency, args.ttfb_n, args.ab_rounds, args.startups = 3, "1,64", 200, 1, 3
     conc = [int(c) for c in args.concurrency.split(",")]
@@ -598,9 +658,7 @@ def main():
         off = Gateway(gw_bin, mock_port, work, "ledger-off", "none")
         quiet = Gateway(gw_bin, mock_port, work, "log-warn", f"sqlite://{work}/usage-quiet.db", rust_log="warn")
         gws += [off, quiet]
-        variants = [("ledger on (SQLite), RUST_LOG=info — the default", gw),
-                    ("ledger off (DATABASE_URL=none), RUST_LOG=info", off),
-                    ("ledger on (SQLite), RUST_LOG=warn — no per-request log line", quiet)]
+        variants = list(zip(AB_NAMES, (gw, off, quiet)))
         _, _, gspec = CASES["openai_json"]
         for name, _ in variants:
             R["ab"][name] = []
@@ -616,47 +674,11 @@ def main():
         mock.stop()
     R["load_after"] = loadavg()
 
-    # ---- targets
-    def run(case, c):
-        for r in R["runs"]:
-            if r["case"] == case and r["c"] == c:
-                return r
-        return None
-
-    T = []
-    r1 = run("openai_json", 1)
-    if r1:
-        a50 = r1["gateway"]["lat_p50_us"] - r1["direct"]["lat_p50_us"]
-        a99 = r1["gateway"]["lat_p99_us"] - r1["direct"]["lat_p99_us"]
-        T.append(("added latency, JSON, c=1, p50", "≤ 0.10 ms", f"{ms(a50)} ms", a50 <= TARGETS["added_p50_c1"]))
-        T.append(("added latency, JSON, c=1, p99", "≤ 0.50 ms", f"{ms(a99)} ms", a99 <= TARGETS["added_p99_c1"]))
-    r64 = run("openai_json", 64)
-    if r64:
-        g = r64["gateway"]
-        T.append(("throughput, JSON, c=64", "≥ 15,000 req/s",
-                  f"{g['rps']:,.0f} req/s (direct: {r64['direct']['rps']:,.0f}; 1-core capacity from CPU/req: "
-                  f"{1e6 / g['gw_cpu_us_per_req']:,.0f})", g["rps"] >= TARGETS["rps_c64"]))
-    for case, x in R["ttfb"].items():
-        a = x["gateway_first_p50"] - x["direct_first_p50"]
-        T.append((f"added time to first byte, {case.replace('_', ' ')} (p50)", "≤ 0.20 ms", f"{ms(a)} ms",
-                  a <= TARGETS["added_ttfb"]))
-    mm = R["memory"]
-    T.append(("peak RSS at c=256", "≤ 50 MB", f"{mm['hwm_c256_kb'] / 1024:.1f} MB",
-              mm["hwm_c256_kb"] / 1024 <= TARGETS["peak_rss"]))
-    T.append(("idle RSS", "≤ 20 MB", f"{mm['idle_rss_kb'] / 1024:.1f} MB (after warm-up requests)",
-              mm["idle_rss_kb"] / 1024 <= TARGETS["idle_rss"]))
-    on = statistics.median([x["rps"] for x in R["ab"][variants[0][0]]])
-    offr = statistics.median([x["rps"] for x in R["ab"][variants[1][0]]])
-    diff = 100.0 * (offr - on) / offr
-    T.append(("ledger on vs off, JSON c=64", "≤ 5% throughput difference",
-              f"{diff:+.1f}% ({on:,.0f} on vs {offr:,.0f} off req/s)", abs(diff) <= TARGETS["ledger_diff"]))
-    su = statistics.median(R["startup"])
-    T.append(("start to first request served", "≤ 100 ms", f"{su:.1f} ms (median)", su <= TARGETS["startup"]))
-    T.append(("runs with auth (keys mode)", "required", "not run: keys mode (issue 5) does not exist yet", None))
-    R["targets"] = T
+    R["targets"] = targets(R)
 
     raw = os.path.join(work, "results.json")
     R["raw"] = raw
+    R["args"] = {"duration": args.duration, "ttfb_n": args.ttfb_n, "ab_rounds": args.ab_rounds}
     with open(raw, "w") as f:
         json.dump(R, f, indent=1, default=str)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
