@@ -15,7 +15,13 @@ const DAY_MS: i64 = 86_400_000;
 
 fn row(i: i64, now: i64) -> Row {
     let providers = ["openai", "anthropic", "openrouter", "gemini"];
-    let models = ["gpt-4o-mini", "claude-sonnet-4-5", "gpt-5", "gemini-2.5-flash", "o4-mini"];
+    let models = [
+        "gpt-4o-mini",
+        "claude-sonnet-4-5",
+        "gpt-5",
+        "gemini-2.5-flash",
+        "o4-mini",
+    ];
     Row {
         id: 0,
         request_id: format!("req_{i:012}"),

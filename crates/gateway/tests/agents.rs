@@ -518,7 +518,6 @@ async fn codex_to_anthropic_translated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the mock's Responses route (wip-mock2)"]
 async fn codex_to_openai_passthrough() {
     codex_case(GPT, Upstream::OpenAiResponses).await;
 }
