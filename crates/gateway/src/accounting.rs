@@ -67,30 +67,47 @@ impl Sink for LogSink {
     }
 }
 
+/// One structured line per record, at the given level (the field list is written once).
+macro_rules! record_event {
+    ($level:expr, $r:expr) => {{
+        let r: &UsageRecord = $r;
+        tracing::event!(
+            target: "ekai::usage",
+            $level,
+            request_id = %r.request_id,
+            attempt = r.attempt,
+            dialect = r.client_dialect.as_str(),
+            model = %r.requested_model,
+            provider = %r.provider,
+            upstream_model = %r.upstream_model,
+            status = r.status,
+            error = r.error.as_deref().unwrap_or(""),
+            input_tokens = r.usage.input_tokens,
+            output_tokens = r.usage.output_tokens,
+            cache_read_tokens = r.usage.cache_read_tokens,
+            cache_write_tokens = r.usage.cache_write_tokens,
+            reasoning_tokens = r.usage.reasoning_tokens,
+            usage_estimated = r.usage_estimated,
+            cost_usd = %r.cost.map(|c| c.total.to_string()).unwrap_or_else(|| "unpriced".into()),
+            streamed = r.streamed,
+            client_disconnected = r.client_disconnected,
+            first_byte_ms = r.first_byte.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
+            total_ms = r.total.as_secs_f64() * 1000.0,
+            "request finished"
+        );
+    }};
+}
+
+/// The record as an info line: the only copy of it when there is no ledger or the ledger lost it.
 pub fn log_record(r: &UsageRecord) {
-    tracing::info!(
-        target: "ekai::usage",
-        request_id = %r.request_id,
-        attempt = r.attempt,
-        dialect = r.client_dialect.as_str(),
-        model = %r.requested_model,
-        provider = %r.provider,
-        upstream_model = %r.upstream_model,
-        status = r.status,
-        error = r.error.as_deref().unwrap_or(""),
-        input_tokens = r.usage.input_tokens,
-        output_tokens = r.usage.output_tokens,
-        cache_read_tokens = r.usage.cache_read_tokens,
-        cache_write_tokens = r.usage.cache_write_tokens,
-        reasoning_tokens = r.usage.reasoning_tokens,
-        usage_estimated = r.usage_estimated,
-        cost_usd = %r.cost.map(|c| c.total.to_string()).unwrap_or_else(|| "unpriced".into()),
-        streamed = r.streamed,
-        client_disconnected = r.client_disconnected,
-        first_byte_ms = r.first_byte.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
-        total_ms = r.total.as_secs_f64() * 1000.0,
-        "request finished"
-    );
+    record_event!(tracing::Level::INFO, r);
+}
+
+/// The record as a debug line: the ledger already keeps it (`RUST_LOG=ekai::usage=debug` shows it).
+/// At info this costs nothing on the hot path; formatting ~20 fields per request was measured at
+/// 20–30% of the gateway's CPU.
+pub fn trace_record(r: &UsageRecord) {
+    record_event!(tracing::Level::DEBUG, r);
 }
 
 /// The guard that makes sure an attempt is accounted exactly once.

@@ -12,7 +12,7 @@ pub mod store;
 pub mod time;
 mod writer;
 
-use crate::accounting::{Sink, UsageRecord, log_record};
+use crate::accounting::{Sink, UsageRecord, log_record, trace_record};
 use crate::config::{LedgerConfig, OnFull};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -170,8 +170,7 @@ impl Ledger {
 
 impl Sink for Ledger {
     fn submit(&self, record: UsageRecord) {
-        // The per-request log line stays (operators grep it; RUST_LOG=ekai::usage=warn silences it).
-        log_record(&record);
+        trace_record(&record);
         let tx = match self.shared.tx.read() {
             Ok(guard) => guard.clone(),
             Err(_) => None,

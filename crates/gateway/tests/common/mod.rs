@@ -54,7 +54,8 @@ impl Gateway {
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PORT", "0")
-            .env("RUST_LOG", "info")
+            // The tests read the per-request usage lines, which are debug when the ledger is on.
+            .env("RUST_LOG", "info,ekai::usage=debug")
             .envs(env.iter().copied())
             .args(args)
             .current_dir(&dir)
