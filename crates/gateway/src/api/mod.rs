@@ -75,7 +75,8 @@ impl AppState {
 
 /// Builds the router.
 ///
-/// Middleware order, outermost first: (none yet). Handlers read their own bodies within
+/// Middleware order, outermost first: (none yet, except `dashboard::guard` on the `/admin/stats/*`
+/// and `/admin/stream` routes only). Handlers read their own bodies within
 /// `body_limit` so that an oversized or malformed body is answered in the client's dialect;
 /// axum's default body limit is therefore disabled. Auth, rate limits and the ledger will sit
 /// between the router and the handlers, in that order.

@@ -54,6 +54,8 @@ impl Gateway {
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PORT", "0")
+            // The dashboard listener on an ephemeral port too (tests run in parallel).
+            .env("UI_PORT", "0")
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .args(args)
