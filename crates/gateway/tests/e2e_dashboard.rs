@@ -49,7 +49,9 @@ async fn stats_endpoints_report_exact_aggregates() {
         assert_eq!(post(&chat_url, &[], &chat("gpt-4o-mini")).await.status, 200);
     }
     assert_eq!(
-        post(&chat_url, &[], &chat("gpt-4o@status=500")).await.status,
+        post(&chat_url, &[], &chat("gpt-4o@status=500"))
+            .await
+            .status,
         500
     );
 
@@ -65,7 +67,11 @@ async fn stats_endpoints_report_exact_aggregates() {
         assert_eq!(t["cost"].as_f64(), Some(0.0000096), "{v}");
         let series = v["series"].as_array().unwrap();
         let sum = |k: &str| series.iter().map(|p| p[k].as_i64().unwrap()).sum::<i64>();
-        assert_eq!((sum("requests"), sum("errors"), sum("tokens")), (3, 1, 34), "{v}");
+        assert_eq!(
+            (sum("requests"), sum("errors"), sum("tokens")),
+            (3, 1, 34),
+            "{v}"
+        );
         let by_provider = v["costByProvider"].as_array().unwrap();
         assert_eq!(by_provider.len(), 1, "{v}");
         assert_eq!(by_provider[0]["name"], "openai");
@@ -77,8 +83,14 @@ async fn stats_endpoints_report_exact_aggregates() {
             .iter()
             .find(|m| m["name"] == "gpt-4o-mini")
             .unwrap_or_else(|| panic!("{v}"));
-        assert_eq!((mini["requests"].as_i64(), mini["cost"].as_f64()), (Some(2), Some(0.0000096)));
-        assert!((v["errorRate"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9, "{v}");
+        assert_eq!(
+            (mini["requests"].as_i64(), mini["cost"].as_f64()),
+            (Some(2), Some(0.0000096))
+        );
+        assert!(
+            (v["errorRate"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9,
+            "{v}"
+        );
         assert_eq!(v["latency"]["sample"], 3, "{v}");
         assert!(v["latency"]["p95Ms"].as_i64() >= v["latency"]["p50Ms"].as_i64());
         assert!(v["burnRatePerDay"].as_f64().unwrap() > 0.0, "{v}");
@@ -86,7 +98,10 @@ async fn stats_endpoints_report_exact_aggregates() {
     }
     let v = overview_until(&gw, "?range=24h", 3).await;
     assert_eq!(v["bucket"], "hour");
-    assert!((24..=25).contains(&v["series"].as_array().unwrap().len()), "{v}");
+    assert!(
+        (24..=25).contains(&v["series"].as_array().unwrap().len()),
+        "{v}"
+    );
 
     let reqs = |q: &'static str| {
         let url = format!("{}/admin/stats/requests{q}", gw.url);
@@ -108,7 +123,9 @@ async fn stats_endpoints_report_exact_aggregates() {
     assert!(csv.header("content-type").starts_with("text/csv"));
     assert_eq!(csv.text.lines().count(), 4, "{}", csv.text);
 
-    let p = get(&format!("{}/admin/stats/providers", gw.url), &[]).await.json();
+    let p = get(&format!("{}/admin/stats/providers", gw.url), &[])
+        .await
+        .json();
     let openai = p["providers"]
         .as_array()
         .unwrap()
@@ -124,7 +141,9 @@ async fn stats_endpoints_report_exact_aggregates() {
             .any(|m| m == "gpt-4o-mini"),
         "{openai}"
     );
-    let m = get(&format!("{}/admin/stats/models", gw.url), &[]).await.json();
+    let m = get(&format!("{}/admin/stats/models", gw.url), &[])
+        .await
+        .json();
     let mini = m["models"]
         .as_array()
         .unwrap()
@@ -145,7 +164,11 @@ async fn stats_endpoints_report_exact_aggregates() {
         assert_eq!(r.status, 400, "{q}: {}", r.text);
         assert_eq!(r.json()["error"]["param"], param, "{q}: {}", r.text);
     }
-    for (q, param) in [("status=maybe", "status"), ("limit=-3", "limit"), ("format=xml", "format")] {
+    for (q, param) in [
+        ("status=maybe", "status"),
+        ("limit=-3", "limit"),
+        ("format=xml", "format"),
+    ] {
         let r = get(&format!("{}/admin/stats/requests?{q}", gw.url), &[]).await;
         assert_eq!(r.status, 400, "{q}: {}", r.text);
         assert_eq!(r.json()["error"]["param"], param, "{q}: {}", r.text);
@@ -265,7 +288,12 @@ async fn the_page_is_served_under_dashboard_and_on_the_ui_port() {
     // The UI port serves the dashboard's API too (the page calls it same-origin) but no proxy.
     let r = get(&format!("{ui}/admin/stats/providers"), &[]).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let r = post(&format!("{ui}/v1/chat/completions"), &[], &chat("gpt-4o-mini")).await;
+    let r = post(
+        &format!("{ui}/v1/chat/completions"),
+        &[],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
     assert_eq!(r.status, 404);
     // Ledger disabled: the overview says so rather than failing.
     let r = get(&format!("{}/admin/stats/overview", gw.url), &[]).await;
@@ -290,7 +318,10 @@ async fn an_admin_token_guards_the_stats_api_and_stream() {
             .status,
         200
     );
-    assert_eq!(get(&format!("{}/admin/stream", gw.url), &[]).await.status, 401);
+    assert_eq!(
+        get(&format!("{}/admin/stream", gw.url), &[]).await.status,
+        401
+    );
     let resp = client()
         .get(format!("{}/admin/stream?access_token=s3cret-admin", gw.url))
         .send()

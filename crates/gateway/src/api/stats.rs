@@ -75,7 +75,10 @@ fn parse_range(q: &HashMap<String, String>, now: i64) -> Result<(i64, i64, Group
         }
         None => {
             let start = parse_time(q, "startTime")?.ok_or_else(|| {
-                bad("startTime", "range=custom needs startTime (RFC 3339)".into())
+                bad(
+                    "startTime",
+                    "range=custom needs startTime (RFC 3339)".into(),
+                )
             })?;
             let end = parse_time(q, "endTime")?.unwrap_or(now);
             (start, end)
@@ -165,11 +168,7 @@ pub async fn overview(
         Ok(r) => r,
         Err(e) => return db_error(&e),
     };
-    let sample = match ledger
-        .store()
-        .records(&req.filter, LATENCY_SAMPLE, 0)
-        .await
-    {
+    let sample = match ledger.store().records(&req.filter, LATENCY_SAMPLE, 0).await {
         Ok(rows) => rows,
         Err(e) => return db_error(&e),
     };
@@ -457,7 +456,11 @@ pub async fn models(State(state): State<Arc<AppState>>) -> Response {
 /// `event: lagged`. Ends when the server shuts down.
 pub async fn stream(State(state): State<Arc<AppState>>) -> Response {
     let Some(live) = &state.live else {
-        return bad("stream", "the live feed is not enabled in this process".into()).render();
+        return bad(
+            "stream",
+            "the live feed is not enabled in this process".into(),
+        )
+        .render();
     };
     let rx = live.subscribe();
     let stop = state.stopping.subscribe();
@@ -473,34 +476,29 @@ fn events(
     let hello = Event::default().event("hello").data("{}");
     let first = futures_util::stream::once(async move { Ok(hello) });
     let rest = futures_util::stream::unfold((rx, stop), |(mut rx, mut stop)| async move {
-        loop {
-            if *stop.borrow() {
-                return None;
-            }
-            let next = tokio::select! {
-                r = rx.recv() => r,
-                _ = stop.changed() => return None,
-            };
-            match next {
-                Ok(rec) => {
-                    let data = record_json(&Row::from_record(&rec)).to_string();
-                    return Some((Ok(Event::default().event("usage").data(data)), (rx, stop)));
-                }
-                Err(RecvError::Lagged(n)) => {
-                    let ev = Event::default()
-                        .event("lagged")
-                        .data(json!({ "skipped": n }).to_string());
-                    return Some((Ok(ev), (rx, stop)));
-                }
-                Err(RecvError::Closed) => return None,
-            }
+        if *stop.borrow() {
+            return None;
         }
+        let next = tokio::select! {
+            r = rx.recv() => r,
+            _ = stop.changed() => return None,
+        };
+        let ev = match next {
+            Ok(rec) => Event::default()
+                .event("usage")
+                .data(record_json(&Row::from_record(&rec)).to_string()),
+            Err(RecvError::Lagged(n)) => Event::default()
+                .event("lagged")
+                .data(json!({ "skipped": n }).to_string()),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(ev), (rx, stop)))
     });
     futures_util::StreamExt::chain(first, rest)
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -735,7 +735,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.ui.port, 4200);
-        assert_eq!(c.admin_token.map(|t| t.expose().to_string()), Some("tok".into()));
+        assert_eq!(
+            c.admin_token.map(|t| t.expose().to_string()),
+            Some("tok".into())
+        );
         let e = Config::from_sources(&env(&[("UI_PORT", "x")]), None, None).unwrap_err();
         assert!(e.to_string().contains("UI_PORT"));
     }
