@@ -171,7 +171,7 @@ function drawBars(box, rows) {
     const fill = el("div", { class: "fill" });
     fill.style.width = Math.max(1, (100 * Number(r.cost)) / max) + "%";
     box.append(el("div", { class: "row", title: `${r.name}: ${int(r.requests)} requests, ${int(r.totalTokens)} tokens` },
-      el("span", { class: "name" }, r.name || "(unknown)"), el("div", { class: "track" }, fill), el("span", { class: "amt" }, usd(r.cost))));
+      el("span", { class: "name" }, r.name || "(unknown)"), el("div", { class: "track" }, fill), el("span", { class: "amt" }, r.unpriced === r.requests && !Number(r.cost) ? "unpriced" : usd(r.cost))));
   }
 }
 
@@ -225,7 +225,7 @@ function statusPill(r) {
 function requestRow(r, full) {
   const cells = full
     ? [when(r.timestamp), r.client_key_id || "–", r.requested_model === r.model ? r.model : `${r.requested_model} → ${r.model}`, r.provider,
-       r.attempt > 0 ? "fallback #" + r.attempt : "1st", null, null, null, null, r.payment_method]
+       r.attempt > 1 ? "#" + r.attempt + " (fallback)" : "#" + r.attempt, null, null, null, null, r.payment_method]
     : [when(r.timestamp), r.model, r.provider, null, null, null, null];
   const tr = el("tr", { tabindex: "0" });
   const nums = { tokens: int(r.total_tokens), cost: r.priced ? usd(r.total_cost) : "unpriced", lat: ms(r.total_ms) };
