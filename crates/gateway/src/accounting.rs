@@ -190,3 +190,33 @@ impl Drop for Record {
         }
     }
 }
+
+/// A sink that forwards every record to `inner` and also publishes it to live subscribers (the
+/// dashboard's `/admin/stream`). Publishing never blocks: a subscriber that falls more than the
+/// channel's capacity behind skips what it missed (`RecvError::Lagged`).
+pub struct BroadcastSink {
+    inner: Arc<dyn Sink>,
+    tx: tokio::sync::broadcast::Sender<Arc<UsageRecord>>,
+}
+
+impl BroadcastSink {
+    pub fn new(inner: Arc<dyn Sink>, capacity: usize) -> Self {
+        let (tx, _) = tokio::sync::broadcast::channel(capacity.max(1));
+        BroadcastSink { inner, tx }
+    }
+
+    /// The channel's sender: `subscribe()` on it for a live feed.
+    pub fn sender(&self) -> tokio::sync::broadcast::Sender<Arc<UsageRecord>> {
+        self.tx.clone()
+    }
+}
+
+impl Sink for BroadcastSink {
+    fn submit(&self, record: UsageRecord) {
+        if self.tx.receiver_count() > 0 {
+            // Err only when every receiver is gone in between: nothing to do.
+            let _ = self.tx.send(Arc::new(record.clone()));
+        }
+        self.inner.submit(record);
+    }
+}

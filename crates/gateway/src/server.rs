@@ -1,6 +1,6 @@
 //! Builds the running gateway from a `Config` and serves it until SIGINT/SIGTERM.
 
-use crate::accounting::Sink;
+use crate::accounting::{BroadcastSink, Sink};
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::ledger::Ledger;
@@ -55,6 +55,13 @@ pub fn build_state_with(config: &Config, ledger: Option<Ledger>) -> anyhow::Resu
     let catalog = crate::catalog::Catalog::embedded()
         .context("loading the model catalog")?
         .with_overrides(config.model_overrides.clone());
+    let inner: Arc<dyn Sink> = match &ledger {
+        Some(l) => Arc::new(l.clone()),
+        None => Arc::new(crate::accounting::LogSink),
+    };
+    // Every record also goes to the dashboard's live feed; lagging subscribers skip.
+    let sink = BroadcastSink::new(inner, LIVE_CAPACITY);
+    let live = sink.sender();
     let proxy = Proxy {
         router: Router::new(
             providers,
@@ -65,16 +72,16 @@ pub fn build_state_with(config: &Config, ledger: Option<Ledger>) -> anyhow::Resu
         client: http_client(config)?,
         timeouts: config.timeouts.clone(),
         instance_id: format!("{id:016x}"),
-        sink: match &ledger {
-            Some(l) => Arc::new(l.clone()) as Arc<dyn Sink>,
-            None => Arc::new(crate::accounting::LogSink),
-        },
+        sink: Arc::new(sink),
         budget: ledger
             .as_ref()
             .map(|l| Arc::new(l.budget().clone()) as Arc<dyn crate::accounting::Budget>),
     };
     Ok(Arc::new(
-        AppState::new(proxy, config.body_limit, id).with_ledger(ledger),
+        AppState::new(proxy, config.body_limit, id)
+            .with_ledger(ledger)
+            .with_live(Some(live))
+            .with_admin_token(config.admin_token.clone()),
     ))
 }
 
@@ -93,6 +100,9 @@ pub fn log_providers(config: &Config) {
         tracing::info!("providers configured: {}", configured.join(", "));
     }
 }
+
+/// Records a live subscriber may fall behind before it skips.
+const LIVE_CAPACITY: usize = 1024;
 
 /// How long the ledger may take to write what is still queued once the server has stopped.
 const LEDGER_DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -116,7 +126,7 @@ pub async fn open_ledger(config: &Config) -> anyhow::Result<Option<Ledger>> {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let ledger = open_ledger(&config).await?;
     let state = build_state_with(&config, ledger.clone())?;
-    let app = api::router(state);
+    let app = api::router(Arc::clone(&state));
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -127,10 +137,58 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server error")?;
+    // The dashboard's own listener. Not being able to open it (port taken) is not fatal: the
+    // dashboard stays reachable under /dashboard on the API port.
+    let ui_listener = if config.ui.enabled {
+        let ui_addr = std::net::SocketAddr::new(config.ui.host, config.ui.port);
+        match tokio::net::TcpListener::bind(ui_addr).await {
+            Ok(l) => {
+                if let Ok(a) = l.local_addr() {
+                    tracing::info!("dashboard on http://{a}/ (also http://{local}/dashboard)");
+                }
+                Some(l)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "dashboard: cannot listen on {ui_addr} ({e}); it is still served at http://{local}/dashboard"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    // One signal stops both listeners and ends the open live streams (which would otherwise keep
+    // graceful shutdown waiting).
+    let signal = async {
+        shutdown_signal().await;
+        state.stopping.send_replace(true);
+    };
+    let api_server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(&state));
+    let ui_server = async {
+        match ui_listener {
+            Some(l) => axum::serve(
+                l,
+                api::ui_router(Arc::clone(&state))
+                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(stopped(&state))
+            .await
+            .context("dashboard server error"),
+            None => Ok(()),
+        }
+    };
+    let (api_result, ui_result, ()) = tokio::join!(
+        async { api_server.await.context("server error") },
+        ui_server,
+        signal
+    );
+    api_result?;
+    ui_result?;
     if let Some(ledger) = ledger {
         tracing::info!(
             "draining the usage ledger (deadline {}s)",
@@ -155,6 +213,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves once `state.stopping` is true.
+fn stopped(state: &AppState) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut rx = state.stopping.subscribe();
+    async move {
+        let _ = rx.wait_for(|v| *v).await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,11 +1,15 @@
 //! The HTTP surface: one file per inbound concern; errors rendered only here (`error`).
 
 mod budget;
+mod dashboard;
 mod error;
 mod generate;
 mod info;
+mod stats;
 mod usage;
 
+use crate::accounting::UsageRecord;
+use crate::config::Secret;
 use crate::ledger::Ledger;
 use crate::proxy::Proxy;
 use axum::Router;
@@ -22,6 +26,13 @@ pub struct AppState {
     request_seq: AtomicU64,
     /// Mixed into request ids so two processes do not repeat each other's ids.
     id_seed: u64,
+    /// Every finished record, for `/admin/stream` (None: the proxy's sink is not a `BroadcastSink`).
+    pub live: Option<tokio::sync::broadcast::Sender<Arc<UsageRecord>>>,
+    /// When set, the dashboard's API requires `Authorization: Bearer <token>`.
+    pub admin_token: Option<Secret>,
+    /// Flipped to true when the server begins to shut down: ends the open `/admin/stream`s so that
+    /// graceful shutdown does not wait for them forever.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -32,7 +43,23 @@ impl AppState {
             ledger: None,
             request_seq: AtomicU64::new(0),
             id_seed,
+            live: None,
+            admin_token: None,
+            stopping: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    pub fn with_live(
+        mut self,
+        live: Option<tokio::sync::broadcast::Sender<Arc<UsageRecord>>>,
+    ) -> Self {
+        self.live = live;
+        self
+    }
+
+    pub fn with_admin_token(mut self, token: Option<Secret>) -> Self {
+        self.admin_token = token;
+        self
     }
 
     pub fn with_ledger(mut self, ledger: Option<Ledger>) -> Self {
@@ -48,7 +75,8 @@ impl AppState {
 
 /// Builds the router.
 ///
-/// Middleware order, outermost first: (none yet). Handlers read their own bodies within
+/// Middleware order, outermost first: (none yet, except `dashboard::guard` on the `/admin/stats/*`
+/// and `/admin/stream` routes only). Handlers read their own bodies within
 /// `body_limit` so that an oversized or malformed body is answered in the client's dialect;
 /// axum's default body limit is therefore disabled. Auth, rate limits and the ledger will sit
 /// between the router and the handlers, in that order.
@@ -71,7 +99,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models/{model_action}", post(generate::gemini))
         .route("/usage", get(usage::get_usage))
         .route("/budget", get(budget::get_budget).put(budget::put_budget))
+        .merge(dashboard::routes(Arc::clone(&state)))
         .fallback(info::not_found)
         .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// The dashboard's own listener (`UI_PORT`): the page at `/` and under `/dashboard`, its JSON API
+/// and `/budget`; nothing that proxies to a provider.
+pub fn ui_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(dashboard::index))
+        .route("/budget", get(budget::get_budget).put(budget::put_budget))
+        .merge(dashboard::routes(Arc::clone(&state)))
+        .fallback(info::not_found)
         .with_state(state)
 }

@@ -20,14 +20,14 @@ const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 10_000;
 
 /// A rejected parameter: (name, message). Rendered by the handler, in OpenAI's error shape.
-struct Bad(String, String);
+pub(super) struct Bad(pub String, pub String);
 
-fn bad(param: &str, message: String) -> Bad {
+pub(super) fn bad(param: &str, message: String) -> Bad {
     Bad(param.to_string(), message)
 }
 
 impl Bad {
-    fn render(self) -> Response {
+    pub(super) fn render(self) -> Response {
         render(
             Dialect::OpenAiChat,
             &GatewayError::invalid(self.1).with_param(Some(self.0)),
@@ -57,7 +57,7 @@ pub(super) fn db_error(e: &sqlx::Error) -> Response {
     )
 }
 
-fn parse_time(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Bad> {
+pub(super) fn parse_time(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Bad> {
     match q.get(name) {
         None => Ok(None),
         Some(v) => parse_rfc3339(v).map(Some).ok_or_else(|| {
@@ -243,7 +243,7 @@ pub async fn get_usage(
 
 /// One record in the original's snake_case shape (costs null when unpriced), plus this gateway's
 /// extra columns.
-fn record_json(r: &Row) -> Value {
+pub(super) fn record_json(r: &Row) -> Value {
     let cost = |f: fn(&crate::ledger::store::NanoCost) -> i64| {
         r.cost
             .as_ref()
@@ -295,7 +295,7 @@ fn csv_field(out: &mut String, v: &str) {
     }
 }
 
-fn to_csv(rows: &[Row]) -> String {
+pub(super) fn to_csv(rows: &[Row]) -> String {
     const HEADER: &str = "request_id,attempt,timestamp,provider,model,requested_model,client_key_id,status,error_kind,input_tokens,cache_read_input_tokens,cache_write_input_tokens,output_tokens,reasoning_tokens,total_tokens,input_cost,cache_read_cost,cache_write_cost,output_cost,total_cost,priced,usage_estimated,streamed,client_disconnected,first_byte_ms,total_ms,payment_method\n";
     let mut out = String::from(HEADER);
     let usd = |n: i64| crate::ledger::money::from_nano(n).to_string();

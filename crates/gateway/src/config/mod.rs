@@ -268,6 +268,20 @@ pub struct Config {
     pub model_overrides: Vec<crate::catalog::ModelEntry>,
     /// None when the ledger is disabled (`DATABASE_URL=none`): records are then only logged.
     pub ledger: Option<LedgerConfig>,
+    /// The dashboard's listener.
+    pub ui: UiConfig,
+    /// `EKAI_ADMIN_TOKEN`: when set, `/admin/stats/*` and `/admin/stream` require
+    /// `Authorization: Bearer <token>`. TODO(keys mode): the clients/admin work may move this into
+    /// an `[auth]` table; keep one field.
+    pub admin_token: Option<Secret>,
+}
+
+/// The dashboard listener (`[ui]`, `UI_PORT`): loopback:3000 unless configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiConfig {
+    pub enabled: bool,
+    pub host: IpAddr,
+    pub port: u16,
 }
 
 impl Config {
@@ -386,6 +400,22 @@ impl Config {
         }
 
         let ledger = build_ledger(&raw.ledger, get("DATABASE_URL"))?;
+        let ui = UiConfig {
+            enabled: raw.ui.enabled.unwrap_or(true),
+            host: match &raw.ui.host {
+                Some(h) => resolve_host(h).map_err(|_| {
+                    ConfigError::Invalid(format!("ui.host={h:?} is not an IP address"))
+                })?,
+                None => IpAddr::from([127, 0, 0, 1]),
+            },
+            port: match get("UI_PORT") {
+                Some(p) => p.parse::<u16>().map_err(|_| {
+                    ConfigError::Invalid(format!("UI_PORT={p:?} is not a port number"))
+                })?,
+                None => raw.ui.port.unwrap_or(3000),
+            },
+        };
+        let admin_token = get("EKAI_ADMIN_TOKEN").map(Secret::new);
 
         Ok(Config {
             host,
@@ -400,6 +430,8 @@ impl Config {
             config_file: path.map(Path::to_path_buf),
             model_overrides,
             ledger,
+            ui,
+            admin_token,
         })
     }
 
@@ -683,6 +715,32 @@ mod tests {
             .to_string();
         assert!(err.contains("providers.together"), "{err}");
         assert!(err.contains("base_ur"), "{err}");
+    }
+
+    #[test]
+    fn ui_listener_defaults_env_and_file() {
+        let c = Config::from_sources(&env(&[]), None, None).unwrap();
+        assert_eq!(c.ui.port, 3000);
+        assert!(c.ui.enabled);
+        assert_eq!(c.ui.host.to_string(), "127.0.0.1");
+        assert!(c.admin_token.is_none());
+        let text = "[ui]\nport = 4100\nenabled = false\nhost = \"::1\"\n";
+        let c = Config::from_sources(&env(&[]), None, Some(text)).unwrap();
+        assert_eq!((c.ui.port, c.ui.enabled), (4100, false));
+        assert_eq!(c.ui.host.to_string(), "::1");
+        let c = Config::from_sources(
+            &env(&[("UI_PORT", "4200"), ("EKAI_ADMIN_TOKEN", "tok")]),
+            None,
+            Some(text),
+        )
+        .unwrap();
+        assert_eq!(c.ui.port, 4200);
+        assert_eq!(
+            c.admin_token.map(|t| t.expose().to_string()),
+            Some("tok".into())
+        );
+        let e = Config::from_sources(&env(&[("UI_PORT", "x")]), None, None).unwrap_err();
+        assert!(e.to_string().contains("UI_PORT"));
     }
 
     #[test]

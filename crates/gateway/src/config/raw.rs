@@ -25,6 +25,19 @@ pub struct RawConfig {
     pub models: Vec<RawModelOverride>,
     #[serde(default)]
     pub ledger: RawLedger,
+    #[serde(default)]
+    pub ui: RawUi,
+}
+
+/// `[ui]`: the dashboard's own listener (it is also served under `/dashboard` on the API port).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUi {
+    /// Set false to not open the dashboard listener.
+    pub enabled: Option<bool>,
+    pub host: Option<String>,
+    /// `UI_PORT` wins; default 3000.
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]

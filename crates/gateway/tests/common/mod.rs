@@ -54,6 +54,8 @@ impl Gateway {
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PORT", "0")
+            // The dashboard listener on an ephemeral port too (tests run in parallel).
+            .env("UI_PORT", "0")
             // The tests read the per-request usage lines, which are debug when the ledger is on.
             .env("RUST_LOG", "info,ekai::usage=debug")
             .envs(env.iter().copied())
