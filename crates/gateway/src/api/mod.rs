@@ -1,11 +1,14 @@
 //! The HTTP surface: one file per inbound concern; errors rendered only here (`error`).
 
+mod admin_clients;
 mod budget;
+mod clients;
 mod error;
 mod generate;
 mod info;
 mod usage;
 
+use crate::clients::Registry;
 use crate::ledger::Ledger;
 use crate::proxy::Proxy;
 use axum::Router;
@@ -19,6 +22,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// None when the ledger is disabled; `/usage` and `/budget` then answer 503.
     pub ledger: Option<Ledger>,
+    /// Client keys and their policies (an empty, open registry without a database).
+    pub clients: Arc<Registry>,
     request_seq: AtomicU64,
     /// Mixed into request ids so two processes do not repeat each other's ids.
     id_seed: u64,
@@ -30,6 +35,7 @@ impl AppState {
             proxy,
             body_limit,
             ledger: None,
+            clients: Arc::new(Registry::disabled()),
             request_seq: AtomicU64::new(0),
             id_seed,
         }
@@ -37,6 +43,11 @@ impl AppState {
 
     pub fn with_ledger(mut self, ledger: Option<Ledger>) -> Self {
         self.ledger = ledger;
+        self
+    }
+
+    pub fn with_clients(mut self, clients: Arc<Registry>) -> Self {
+        self.clients = clients;
         self
     }
 
@@ -48,10 +59,18 @@ impl AppState {
 
 /// Builds the router.
 ///
-/// Middleware order, outermost first: (none yet). Handlers read their own bodies within
-/// `body_limit` so that an oversized or malformed body is answered in the client's dialect;
-/// axum's default body limit is therefore disabled. Auth, rate limits and the ledger will sit
-/// between the router and the handlers, in that order.
+/// Middleware order, outermost first:
+/// 1. `clients::guard` (client keys), on the API paths only (`/v1/*`, `/v1beta/*`,
+///    `/chat/completions`, `/responses`, `/user/preferences`): reloads the client cache when stale,
+///    authenticates the key when keys are required (401 in the path's dialect otherwise), then
+///    applies the client's rate limits (429 with `Retry-After`), and puts the `Client` in the
+///    request's extensions. In open mode it lets everything through untouched.
+/// 2. The handlers. Handlers read their own bodies within `body_limit` so that an oversized or
+///    malformed body is answered in the client's dialect; axum's default body limit is therefore
+///    disabled. `generate` applies the client's model policy once the body is read, and the proxy
+///    admits the client's budget beside the gateway's; the ledger records the client id.
+///
+/// `/admin/*` checks the admin token in its handlers (404 when none is configured).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(info::root))
@@ -71,7 +90,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models/{model_action}", post(generate::gemini))
         .route("/usage", get(usage::get_usage))
         .route("/budget", get(budget::get_budget).put(budget::put_budget))
+        .route(
+            "/user/preferences",
+            get(clients::get_preferences).put(clients::put_preferences),
+        )
+        .route(
+            "/admin/clients",
+            get(admin_clients::list).post(admin_clients::create),
+        )
+        .route(
+            "/admin/clients/{id}",
+            get(admin_clients::show)
+                .patch(admin_clients::update)
+                .delete(admin_clients::revoke),
+        )
         .fallback(info::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            clients::guard,
+        ))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }

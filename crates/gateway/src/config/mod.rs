@@ -251,6 +251,42 @@ impl LedgerConfig {
     }
 }
 
+/// `[auth] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// No key needed (personal local use).
+    Open,
+    /// Every API request needs a client key.
+    Keys,
+    /// Keys when any client exists in the database, else open (decided again as clients change).
+    Auto,
+}
+
+/// Minimum length of `EKAI_MASTER_KEY`.
+pub const MASTER_KEY_MIN_LEN: usize = 32;
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    pub allow_open_on_public: bool,
+    /// `EKAI_ADMIN_TOKEN`: the admin API answers 404 without it.
+    pub admin_token: Option<Secret>,
+    /// `EKAI_MASTER_KEY`: the HMAC key of client key hashes.
+    pub master_key: Option<Secret>,
+}
+
+impl AuthConfig {
+    /// Open mode with nothing configured (tests, tools).
+    pub fn open() -> AuthConfig {
+        AuthConfig {
+            mode: AuthMode::Auto,
+            allow_open_on_public: false,
+            admin_token: None,
+            master_key: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub host: IpAddr,
@@ -268,6 +304,7 @@ pub struct Config {
     pub model_overrides: Vec<crate::catalog::ModelEntry>,
     /// None when the ledger is disabled (`DATABASE_URL=none`): records are then only logged.
     pub ledger: Option<LedgerConfig>,
+    pub auth: AuthConfig,
 }
 
 impl Config {
@@ -386,6 +423,7 @@ impl Config {
         }
 
         let ledger = build_ledger(&raw.ledger, get("DATABASE_URL"))?;
+        let auth = build_auth(&raw.auth, &get, host, ledger.is_some())?;
 
         Ok(Config {
             host,
@@ -400,6 +438,7 @@ impl Config {
             config_file: path.map(Path::to_path_buf),
             model_overrides,
             ledger,
+            auth,
         })
     }
 
@@ -499,6 +538,64 @@ fn build_ledger(
         }
     };
     Ok(Some(c))
+}
+
+fn build_auth<'a>(
+    raw: &raw::RawAuth,
+    get: &impl Fn(&str) -> Option<&'a str>,
+    host: IpAddr,
+    has_ledger: bool,
+) -> Result<AuthConfig, ConfigError> {
+    let mode = match get("EKAI_AUTH_MODE").or(raw.mode.as_deref()) {
+        None => AuthMode::Auto,
+        Some("open") => AuthMode::Open,
+        Some("keys") => AuthMode::Keys,
+        Some(other) => {
+            return Err(ConfigError::Invalid(format!(
+                "auth.mode: unknown mode {other:?} (use \"open\" or \"keys\")"
+            )));
+        }
+    };
+    let allow_open_on_public = raw.allow_open_on_public.unwrap_or(false);
+    let master_key = get("EKAI_MASTER_KEY").map(Secret::new);
+    if master_key
+        .as_ref()
+        .is_some_and(|k| k.expose().chars().count() < MASTER_KEY_MIN_LEN)
+    {
+        return Err(ConfigError::Invalid(format!(
+            "EKAI_MASTER_KEY must be at least {MASTER_KEY_MIN_LEN} characters (e.g. `openssl rand -base64 48`)"
+        )));
+    }
+    if mode == AuthMode::Keys {
+        if master_key.is_none() {
+            return Err(ConfigError::Invalid(
+                "auth.mode = \"keys\" needs EKAI_MASTER_KEY (32+ characters): client keys are hashed with it".into(),
+            ));
+        }
+        if !has_ledger {
+            return Err(ConfigError::Invalid(
+                "auth.mode = \"keys\" needs the ledger database (clients are stored there): set DATABASE_URL".into(),
+            ));
+        }
+    }
+    if mode == AuthMode::Open && !host.is_loopback() && !allow_open_on_public {
+        return Err(open_on_public(host));
+    }
+    Ok(AuthConfig {
+        mode,
+        allow_open_on_public,
+        admin_token: get("EKAI_ADMIN_TOKEN").map(Secret::new),
+        master_key,
+    })
+}
+
+/// Refusing to serve without keys on an address others can reach.
+pub fn open_on_public(host: IpAddr) -> ConfigError {
+    ConfigError::Invalid(format!(
+        "refusing to start in open mode (no client keys) on the non-loopback address {host}: anyone who can reach it could spend your provider credit. \
+         Either set `[auth] mode = \"keys\"` (with EKAI_MASTER_KEY and EKAI_ADMIN_TOKEN, then create keys with POST /admin/clients), \
+         bind to 127.0.0.1 (HOST=127.0.0.1), or set `[auth] allow_open_on_public = true` to accept the risk"
+    ))
 }
 
 fn parse_file(text: &str) -> Result<RawConfig, String> {

@@ -25,6 +25,18 @@ pub struct RawConfig {
     pub models: Vec<RawModelOverride>,
     #[serde(default)]
     pub ledger: RawLedger,
+    #[serde(default)]
+    pub auth: RawAuth,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// `open` (no key needed) or `keys` (every API request needs a client key). Default: keys when
+    /// any client exists in the database, else open.
+    pub mode: Option<String>,
+    /// Allow open mode on a non-loopback address (anyone who can reach the port can spend).
+    pub allow_open_on_public: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
