@@ -463,3 +463,67 @@ async fn open_mode_is_refused_on_a_public_address_unless_allowed() {
     );
     assert!(gw.log().contains("auth: open mode"), "{}", gw.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_budget_refuses_with_402_and_other_dialects_get_their_401() {
+    let (mock, gw) = keyed_gateway(Some("keys")).await;
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    let (_, capped) = create_client(&gw, json!({"name": "capped", "budget_usd": 0.000001})).await;
+    let (_, free) = create_client(&gw, json!({"name": "free"})).await;
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&capped))],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&capped))],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 402, "{}", r.text);
+    assert_eq!(r.json()["error"]["code"], "BUDGET_EXCEEDED", "{}", r.text);
+    assert_eq!(mock.hits("openai"), 1);
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&free))],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // Gemini: 401 in Gemini's shape naming x-goog-api-key; `?key=` and x-goog-api-key work.
+    let gem = format!("{}/v1beta/models/gemini-2.0-flash:generateContent", gw.url);
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}).to_string();
+    let r = post(&gem, &[], &body).await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["error"]["status"], "UNAUTHENTICATED", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("x-goog-api-key")
+    );
+    let r = post(&format!("{gem}?key={free}"), &[], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = post(&gem, &[("x-goog-api-key", &free)], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Responses: its own error shape.
+    let r = post(
+        &format!("{}/v1/responses", gw.url),
+        &[],
+        &json!({"model": "gpt-4o-mini", "input": "hi"}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer")
+    );
+    assert!(!gw.log().contains(&free));
+}
