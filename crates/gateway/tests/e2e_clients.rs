@@ -527,3 +527,89 @@ async fn client_budget_refuses_with_402_and_other_dialects_get_their_401() {
     );
     assert!(!gw.log().contains(&free));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_own_upstream_key_is_used_and_stored_encrypted() {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let db_dir = scratch_dir();
+    let db = format!("sqlite://{}/usage.db", db_dir.display());
+    let gw = gateway_for(
+        &mock,
+        &[
+            ("DATABASE_URL", db.as_str()),
+            ("EKAI_MASTER_KEY", MASTER),
+            ("EKAI_ADMIN_TOKEN", ADMIN),
+            ("EKAI_AUTH_MODE", "keys"),
+        ],
+    );
+    let own = "sk-client-a-own-upstream-key-42";
+    let (id_a, key_a) = create_client(
+        &gw,
+        json!({"name": "a", "upstream_keys": {"openai": own, "anthropic": "sk-ant-client-a"}}),
+    )
+    .await;
+    let (_, key_b) = create_client(&gw, json!({"name": "b"})).await;
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    assert_eq!(
+        post(
+            &chat_url,
+            &[("authorization", &bearer(&key_a))],
+            &chat("gpt-4o-mini")
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        post(
+            &chat_url,
+            &[("authorization", &bearer(&key_b))],
+            &chat("gpt-4o-mini")
+        )
+        .await
+        .status,
+        200
+    );
+    let r = post(
+        &format!("{}/v1/messages", gw.url),
+        &[("x-api-key", &key_a), ("anthropic-version", "2023-06-01")],
+        &messages("claude-3-5-haiku-20241022"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let reqs = mock.requests();
+    let auths: Vec<String> = reqs
+        .iter()
+        .filter(|r| r.route == "openai")
+        .map(|r| r.header("authorization").unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        auths,
+        [format!("Bearer {own}"), format!("Bearer {OPENAI_KEY}")]
+    );
+    let anth = reqs.iter().find(|r| r.route == "anthropic").unwrap();
+    assert_eq!(anth.header("x-api-key"), Some("sk-ant-client-a"));
+    // No gateway key ever reaches the provider.
+    assert!(
+        reqs.iter()
+            .all(|r| r.headers.iter().all(|(_, v)| !v.contains(&key_a)))
+    );
+
+    // Never returned by the API: only provider names.
+    let v = get(&format!("{}/admin/clients/{id_a}", gw.url), &[ADMIN_AUTH]).await;
+    assert!(!v.text.contains(own), "{}", v.text);
+    assert_eq!(v.json()["upstream_keys"], json!(["anthropic", "openai"]));
+    // Stored sealed, not plain.
+    let raw = std::fs::read(db_dir.join("usage.db")).unwrap();
+    let wal = std::fs::read(db_dir.join("usage.db-wal")).unwrap_or_default();
+    for bytes in [&raw, &wal] {
+        assert!(
+            !bytes.windows(own.len()).any(|w| w == own.as_bytes()),
+            "plain upstream key in the database file"
+        );
+        assert!(!bytes.windows(key_a.len()).any(|w| w == key_a.as_bytes()));
+    }
+    assert!(!gw.log().contains(own));
+}

@@ -502,6 +502,7 @@ async fn clients_are_stored_updated_and_their_spend_summed(db: &TestDb) {
         revoked_at: None,
         tags: r#"{"team":"a"}"#.into(),
         policy: r#"{"model_preferences":["gpt-4o-mini"]}"#.into(),
+        upstream_keys: r#"{"openai":"00"}"#.into(),
     };
     s.insert_client(&c).await.unwrap();
     // The hash is unique: a second client with the same hash is refused.

@@ -1,6 +1,7 @@
 -- Client keys. The key itself is never stored: `key_hash` is HMAC-SHA256(master key, key) in hex, and
 -- `key_prefix` (its first 8 characters) identifies it in listings. Times are unix milliseconds, UTC;
--- `tags` and `policy` are JSON text (same column type in both engines).
+-- `tags` and `policy` are JSON text (same column type in both engines). `upstream_keys` is a JSON object
+-- provider → the client's own upstream key sealed with ChaCha20-Poly1305 under the master key (never plain).
 CREATE TABLE clients (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -10,6 +11,7 @@ CREATE TABLE clients (
     expires_at BIGINT,
     revoked_at BIGINT,
     tags TEXT NOT NULL,
-    policy TEXT NOT NULL
+    policy TEXT NOT NULL,
+    upstream_keys TEXT NOT NULL
 );
 CREATE INDEX clients_key_prefix ON clients (key_prefix);

@@ -92,6 +92,7 @@ fn client_json(s: &AppState, c: &Client) -> Value {
         "limits": c.policy.limits,
         "budget_usd": c.policy.budget_usd.map(|d| json_usd(to_nano(d))),
         "api_address": c.policy.api_address,
+        "upstream_keys": c.upstream_sealed.keys().collect::<Vec<_>>(),
         "spent_month_to_date_usd": s.clients.spent(&c.id).map(|d| json_usd(to_nano(d))),
     })
 }
@@ -112,6 +113,8 @@ struct Body {
     #[serde(default, deserialize_with = "present")]
     expires_at: Option<Option<String>>,
     tags: Option<Value>,
+    /// Provider → the client's own upstream key (null removes it); stored encrypted, never shown.
+    upstream_keys: Option<std::collections::BTreeMap<String, Option<String>>>,
 }
 
 /// Distinguishes an absent field (None) from an explicit null (Some(None)).
@@ -126,12 +129,27 @@ fn parse_body(bytes: &[u8]) -> Result<Body, String> {
 }
 
 /// `apply`, its message rendered as a 400.
-fn apply_or_400(c: &mut Client, b: Body) -> Option<Response> {
-    apply(c, b).err().map(bad)
+fn apply_or_400(s: &AppState, c: &mut Client, b: Body) -> Option<Response> {
+    apply(c, b, s.clients.master_key()).err().map(bad)
 }
 
 /// Applies the body's fields onto `c`; Err is the client's mistake.
-fn apply(c: &mut Client, b: Body) -> Result<(), String> {
+fn apply(c: &mut Client, b: Body, master: Option<&crate::config::Secret>) -> Result<(), String> {
+    if let Some(keys) = b.upstream_keys {
+        for (provider, key) in keys {
+            match key {
+                None => {
+                    c.upstream_sealed.remove(&provider);
+                }
+                Some(k) if !k.trim().is_empty() => {
+                    let m = master.ok_or("upstream_keys need EKAI_MASTER_KEY")?;
+                    c.upstream_sealed
+                        .insert(provider, crate::clients::seal::seal(m, &c.id, k.trim())?);
+                }
+                Some(_) => return Err(format!("upstream_keys.{provider} must not be empty")),
+            }
+        }
+    }
     if let Some(n) = b.name {
         let n = n.trim().to_string();
         if n.is_empty() || n.len() > 200 {
@@ -202,18 +220,22 @@ pub async fn create(State(s): State<Arc<AppState>>, headers: HeaderMap, body: By
         (Ok(k), Ok(i)) => (k, i),
         _ => return unavailable("the system random number generator failed"),
     };
-    let mut c = Client::from_row(crate::ledger::store::ClientRow {
-        id,
-        name: String::new(),
-        key_prefix: key::shown_prefix(&secret),
-        key_hash: key::hash_key(master, &secret),
-        created_at: now_ms(),
-        expires_at: None,
-        revoked_at: None,
-        tags: "{}".into(),
-        policy: serde_json::to_string(&Policy::default()).unwrap_or_else(|_| "{}".into()),
-    });
-    if let Some(r) = apply_or_400(&mut c, b) {
+    let mut c = Client::from_row(
+        crate::ledger::store::ClientRow {
+            id,
+            name: String::new(),
+            key_prefix: key::shown_prefix(&secret),
+            key_hash: key::hash_key(master, &secret),
+            created_at: now_ms(),
+            expires_at: None,
+            revoked_at: None,
+            tags: "{}".into(),
+            policy: serde_json::to_string(&Policy::default()).unwrap_or_else(|_| "{}".into()),
+            upstream_keys: "{}".into(),
+        },
+        None,
+    );
+    if let Some(r) = apply_or_400(&s, &mut c, b) {
         return r;
     }
     if let Err(e) = store.insert_client(&c.to_row()).await {
@@ -273,7 +295,7 @@ pub async fn update(
         Err(m) => return bad(m),
     };
     let mut c = (*c).clone();
-    if let Some(r) = apply_or_400(&mut c, b) {
+    if let Some(r) = apply_or_400(&s, &mut c, b) {
         return r;
     }
     match store.update_client(&c.to_row()).await {

@@ -8,6 +8,7 @@
 
 pub mod key;
 pub mod limits;
+pub mod seal;
 
 use crate::accounting::{Budget as BudgetTrait, Hold, Sink, UsageRecord};
 use crate::config::{AuthConfig, AuthMode, Secret};
@@ -19,7 +20,7 @@ use bytes::Bytes;
 use ekai_wire::canonical::{Dialect, ErrorKind};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -84,10 +85,15 @@ pub struct Client {
     pub revoked_at: Option<i64>,
     pub tags: serde_json::Value,
     pub policy: Policy,
+    /// Provider → the client's own upstream key, sealed (what the database holds).
+    pub upstream_sealed: BTreeMap<String, String>,
+    /// The same keys opened with the master key (memory only; never returned by any API).
+    pub upstream_keys: Arc<HashMap<String, Secret>>,
 }
 
 impl Client {
-    pub fn from_row(r: ClientRow) -> Client {
+    /// `master` opens the sealed upstream keys (a key that does not open is logged and ignored).
+    pub fn from_row(r: ClientRow, master: Option<&Secret>) -> Client {
         let policy = serde_json::from_str(&r.policy).unwrap_or_else(|e| {
             // Refusing every model is safer than allowing any when the stored policy is unreadable.
             tracing::error!(client = %r.id, "unreadable client policy ({e}); the client may use no model");
@@ -96,7 +102,24 @@ impl Client {
                 ..Policy::default()
             }
         });
+        let upstream_sealed: BTreeMap<String, String> =
+            serde_json::from_str(&r.upstream_keys).unwrap_or_default();
+        let mut opened = HashMap::new();
+        for (provider, sealed) in &upstream_sealed {
+            match master.and_then(|m| seal::open(m, &r.id, sealed)) {
+                Some(k) => {
+                    opened.insert(provider.clone(), k);
+                }
+                None => tracing::error!(
+                    client = %r.id,
+                    provider = %provider,
+                    "cannot decrypt this client's upstream key (another EKAI_MASTER_KEY?); the gateway's key is used"
+                ),
+            }
+        }
         Client {
+            upstream_sealed,
+            upstream_keys: Arc::new(opened),
             id: r.id,
             name: r.name,
             key_prefix: r.key_prefix,
@@ -120,6 +143,8 @@ impl Client {
             revoked_at: self.revoked_at,
             tags: self.tags.to_string(),
             policy: serde_json::to_string(&self.policy).unwrap_or_else(|_| "{}".into()),
+            upstream_keys: serde_json::to_string(&self.upstream_sealed)
+                .unwrap_or_else(|_| "{}".into()),
         }
     }
 }
@@ -242,7 +267,7 @@ impl Registry {
         let rows = store.clients().await?;
         let mut snap = Snapshot::default();
         for row in rows {
-            let c = Arc::new(Client::from_row(row));
+            let c = Arc::new(Client::from_row(row, self.master.as_ref()));
             snap.by_prefix
                 .entry(c.key_prefix.clone())
                 .or_default()

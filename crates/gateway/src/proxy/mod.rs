@@ -66,6 +66,8 @@ pub struct Ctx {
     pub client_key_id: Option<String>,
     /// The calling client's own monthly cap, admitted beside the gateway's.
     pub client_budget: Option<Arc<dyn crate::accounting::Budget>>,
+    /// The calling client's own upstream keys by provider name: used instead of the gateway's.
+    pub upstream_keys: Option<Arc<std::collections::HashMap<String, crate::config::Secret>>>,
 }
 
 fn now_secs() -> u64 {

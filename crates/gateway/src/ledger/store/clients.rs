@@ -16,10 +16,11 @@ pub struct ClientRow {
     pub revoked_at: Option<i64>,
     pub tags: String,
     pub policy: String,
+    /// JSON object: provider → sealed key (see `clients::seal`).
+    pub upstream_keys: String,
 }
 
-const COLUMNS: &str =
-    "id, name, key_prefix, key_hash, created_at, expires_at, revoked_at, tags, policy";
+const COLUMNS: &str = "id, name, key_prefix, key_hash, created_at, expires_at, revoked_at, tags, policy, upstream_keys";
 
 fn from_row<R: sqlx::Row>(r: &R) -> Result<ClientRow, sqlx::Error>
 where
@@ -37,6 +38,7 @@ where
         revoked_at: r.try_get("revoked_at")?,
         tags: r.try_get("tags")?,
         policy: r.try_get("policy")?,
+        upstream_keys: r.try_get("upstream_keys")?,
     })
 }
 
@@ -57,7 +59,7 @@ impl Store {
         dispatch!(self, |pool, pg| {
             sqlx::query(&placeholders(
                 pg,
-                &format!("INSERT INTO clients ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                &format!("INSERT INTO clients ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
             ))
             .bind(&c.id)
             .bind(&c.name)
@@ -68,6 +70,7 @@ impl Store {
             .bind(c.revoked_at)
             .bind(&c.tags)
             .bind(&c.policy)
+            .bind(&c.upstream_keys)
             .execute(pool)
             .await?;
             Ok(())
@@ -79,13 +82,14 @@ impl Store {
         dispatch!(self, |pool, pg| {
             let r = sqlx::query(&placeholders(
                 pg,
-                "UPDATE clients SET name = ?, expires_at = ?, revoked_at = ?, tags = ?, policy = ? WHERE id = ?",
+                "UPDATE clients SET name = ?, expires_at = ?, revoked_at = ?, tags = ?, policy = ?, upstream_keys = ? WHERE id = ?",
             ))
             .bind(&c.name)
             .bind(c.expires_at)
             .bind(c.revoked_at)
             .bind(&c.tags)
             .bind(&c.policy)
+            .bind(&c.upstream_keys)
             .bind(&c.id)
             .execute(pool)
             .await?;
