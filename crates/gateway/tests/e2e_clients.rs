@@ -162,7 +162,9 @@ async fn keys_mode_requires_a_valid_key_and_records_the_client() {
     assert_eq!(r.status, 200, "{}", r.text);
     let mut records = Vec::new();
     for _ in 0..100 {
-        let v = get(&format!("{}/usage", gw.url), &[]).await.json();
+        let v = get(&format!("{}/usage", gw.url), &[ADMIN_AUTH])
+            .await
+            .json();
         records = v["records"].as_array().cloned().unwrap_or_default();
         if records.len() == 2 {
             break;
@@ -407,6 +409,38 @@ async fn admin_api_needs_the_token_and_auto_mode_switches_to_keys() {
         get(&format!("{admin}/cl_nope"), &[ADMIN_AUTH]).await.status,
         404
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_limit_refuses_once_the_windows_tokens_are_used() {
+    let (_mock, gw) = keyed_gateway(Some("keys")).await;
+    let (_, key) = create_client(
+        &gw,
+        json!({"name": "tokens", "limits": {"tokens_per_day": 1}}),
+    )
+    .await;
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let auth = bearer(&key);
+    assert_eq!(
+        post(&url, &[("authorization", &auth)], &chat("gpt-4o-mini"))
+            .await
+            .status,
+        200
+    );
+    // Tokens count when the record is written, just after the response.
+    let mut last = None;
+    for _ in 0..100 {
+        let r = post(&url, &[("authorization", &auth)], &chat("gpt-4o-mini")).await;
+        if r.status == 429 {
+            last = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = last.expect("never limited");
+    assert_eq!(r.header("x-ratelimit-limit-tokens"), "1");
+    assert!(r.header("retry-after").parse::<u64>().unwrap() >= 1);
+    assert!(r.text.contains("tokens per day"), "{}", r.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,19 +32,26 @@ fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, ErrorKind::NotFound, "not found")
 }
 
-/// None when the caller may proceed; otherwise the refusal.
-fn check_admin(s: &AppState, headers: &HeaderMap) -> Option<Response> {
+/// Whether the request carries `Authorization: Bearer <admin token>` (constant-time compare).
+pub(super) fn is_admin(s: &AppState, headers: &HeaderMap) -> bool {
     let Some(token) = &s.clients.admin_token else {
-        return Some(not_found());
+        return false;
     };
     let presented = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let ok = presented.len() == token.expose().len()
-        && bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes()));
-    if ok {
+    presented.len() == token.expose().len()
+        && bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes()))
+}
+
+/// None when the caller may proceed; otherwise the refusal.
+fn check_admin(s: &AppState, headers: &HeaderMap) -> Option<Response> {
+    if s.clients.admin_token.is_none() {
+        return Some(not_found());
+    }
+    if is_admin(s, headers) {
         None
     } else {
         tracing::warn!("admin API: refused a call without the admin token");

@@ -92,11 +92,24 @@ fn set_ratelimit_headers(h: &mut HeaderMap, kind: &str, limit: u64, remaining: u
 /// Authentication, then rate limits (see `api::router` for where this sits).
 pub async fn guard(State(s): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    if !guarded(&path) {
+    let operator = path == "/usage" || path == "/budget";
+    if !guarded(&path) && !operator {
         return next.run(req).await;
     }
     let reg = &s.clients;
     reg.maybe_reload().await;
+    if operator {
+        // Everyone's usage and the gateway's cap: the operator's, once clients share the gateway.
+        if reg.keys_required() && !super::admin_clients::is_admin(&s, req.headers()) {
+            return render(
+                Dialect::OpenAiChat,
+                &GatewayError::unauthenticated(
+                    "in keys mode /usage and /budget need `Authorization: Bearer <EKAI_ADMIN_TOKEN>`",
+                ),
+            );
+        }
+        return next.run(req).await;
+    }
     let preferences = path == "/user/preferences";
     if !reg.keys_required() && !preferences {
         return next.run(req).await;

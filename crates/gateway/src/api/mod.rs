@@ -64,7 +64,8 @@ impl AppState {
 ///    `/chat/completions`, `/responses`, `/user/preferences`): reloads the client cache when stale,
 ///    authenticates the key when keys are required (401 in the path's dialect otherwise), then
 ///    applies the client's rate limits (429 with `Retry-After`), and puts the `Client` in the
-///    request's extensions. In open mode it lets everything through untouched.
+///    request's extensions. In open mode it lets everything through untouched. In keys mode it
+///    also requires the admin token on `/usage` and `/budget` (everyone's usage, the global cap).
 /// 2. The handlers. Handlers read their own bodies within `body_limit` so that an oversized or
 ///    malformed body is answered in the client's dialect; axum's default body limit is therefore
 ///    disabled. `generate` applies the client's model policy once the body is read, and the proxy

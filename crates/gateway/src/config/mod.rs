@@ -818,6 +818,49 @@ mod tests {
     }
 
     #[test]
+    fn auth_mode_master_key_and_public_open_mode() {
+        let master = "m".repeat(32);
+        let c = Config::from_sources(&env(&[]), None, None).unwrap();
+        assert_eq!(c.auth.mode, AuthMode::Auto);
+        assert!(c.auth.admin_token.is_none());
+        let c = Config::from_sources(
+            &env(&[("EKAI_MASTER_KEY", &master), ("EKAI_ADMIN_TOKEN", "adm")]),
+            None,
+            Some("[auth]\nmode = \"keys\"\n"),
+        )
+        .unwrap();
+        assert_eq!(c.auth.mode, AuthMode::Keys);
+        assert!(!format!("{c:?}").contains(&master));
+        let e =
+            Config::from_sources(&env(&[("EKAI_MASTER_KEY", "short")]), None, None).unwrap_err();
+        assert!(e.to_string().contains("at least 32"), "{e}");
+        let e = Config::from_sources(&env(&[("EKAI_AUTH_MODE", "keys")]), None, None).unwrap_err();
+        assert!(e.to_string().contains("EKAI_MASTER_KEY"), "{e}");
+        let e =
+            Config::from_sources(&env(&[]), None, Some("[auth]\nmode = \"closed\"\n")).unwrap_err();
+        assert!(e.to_string().contains("auth.mode"), "{e}");
+        let e = Config::from_sources(
+            &env(&[("HOST", "0.0.0.0")]),
+            None,
+            Some("[auth]\nmode = \"open\"\n"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("refusing to start in open mode"),
+            "{e}"
+        );
+        let c = Config::from_sources(
+            &env(&[("HOST", "0.0.0.0")]),
+            None,
+            Some("[auth]\nmode = \"open\"\nallow_open_on_public = true\n"),
+        )
+        .unwrap();
+        assert!(c.auth.allow_open_on_public);
+        let e = Config::from_sources(&env(&[]), None, Some("[auth]\nmodes = 1\n")).unwrap_err();
+        assert!(e.to_string().contains("auth"), "{e}");
+    }
+
+    #[test]
     fn debug_output_hides_keys() {
         let c = Config::from_sources(&env(&[("ANTHROPIC_API_KEY", "sk-ant-secret")]), None, None)
             .unwrap();
