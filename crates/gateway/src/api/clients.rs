@@ -123,7 +123,8 @@ pub async fn guard(State(s): State<Arc<AppState>>, mut req: Request, next: Next)
             return unauthorized(dialect, why);
         }
     };
-    let admitted = if preferences {
+    // Rate limits count generation and token-counting calls (POST), not model listings.
+    let admitted = if preferences || req.method() != http::Method::POST {
         None
     } else {
         match reg.admit(&client) {
