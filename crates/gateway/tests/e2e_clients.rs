@@ -209,6 +209,24 @@ async fn keys_mode_requires_a_valid_key_and_records_the_client() {
     );
     assert_eq!(get(&prefs, &[]).await.status, 401);
 
+    // Rotation: a new key (shown once) replaces the old one, same id.
+    let r = send_json(
+        reqwest::Method::POST,
+        &format!("{}/admin/clients/{id}/rotate", gw.url),
+        &[ADMIN_AUTH],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rotated = r.json()["key"].as_str().unwrap().to_string();
+    assert_ne!(rotated, key);
+    assert_eq!(r.json()["id"], id.as_str());
+    let r = post(&chat_url, &[("authorization", &auth)], &chat("gpt-4o-mini")).await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    let auth = bearer(&rotated);
+    let r = post(&chat_url, &[("authorization", &auth)], &chat("gpt-4o-mini")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
     // Revoked → 401 saying so.
     let r = send_json(
         reqwest::Method::DELETE,
@@ -240,6 +258,7 @@ async fn keys_mode_requires_a_valid_key_and_records_the_client() {
 
     let log = gw.log();
     assert!(!log.contains(&key) && !log.contains(&wrong) && !log.contains(&old));
+    assert!(!log.contains(&rotated));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -516,6 +516,15 @@ async fn clients_are_stored_updated_and_their_spend_summed(db: &TestDb) {
     assert_eq!(s.clients().await.unwrap(), vec![c.clone()]);
     dup.id = "cl_missing".into();
     assert!(!s.update_client(&dup).await.unwrap());
+    assert!(
+        s.set_client_key("cl_test1", "ek-fghij", &"11ee".repeat(16))
+            .await
+            .unwrap()
+    );
+    assert!(!s.set_client_key("cl_missing", "ek-x", "22").await.unwrap());
+    c.key_prefix = "ek-fghij".into();
+    c.key_hash = "11ee".repeat(16);
+    assert_eq!(s.clients().await.unwrap(), vec![c.clone()]);
 
     let mut recs = Vec::new();
     for (key, cost) in [

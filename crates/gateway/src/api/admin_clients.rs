@@ -1,6 +1,7 @@
 //! The admin API for clients: `POST /admin/clients` (returns the key once), `GET /admin/clients`
 //! (prefixes and month-to-date spend, never keys), `GET|PATCH|DELETE /admin/clients/{id}` (DELETE
-//! revokes). Every call needs `Authorization: Bearer $EKAI_ADMIN_TOKEN` (compared in constant time);
+//! revokes), `POST /admin/clients/{id}/rotate` (a new key, shown once; the old one stops working).
+//! Every call needs `Authorization: Bearer $EKAI_ADMIN_TOKEN` (compared in constant time);
 //! without an admin token configured the API does not exist (404). Calls are logged (never keys).
 
 use super::AppState;
@@ -341,4 +342,42 @@ pub async fn revoke(
     reload(&s).await;
     tracing::info!(client = %c.id, "admin: client revoked");
     axum::Json(client_json(&s, &c)).into_response()
+}
+
+pub async fn rotate(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = check_admin(&s, &headers) {
+        return r;
+    }
+    let (Some(store), Some(master)) = (s.clients.store(), s.clients.master_key()) else {
+        return unavailable("set DATABASE_URL (a ledger database) and EKAI_MASTER_KEY");
+    };
+    if s.clients.get(&id).is_none() {
+        return not_found();
+    }
+    let Ok(secret) = key::generate_key() else {
+        return unavailable("the system random number generator failed");
+    };
+    let prefix = key::shown_prefix(&secret);
+    match store
+        .set_client_key(&id, &prefix, &key::hash_key(master, &secret))
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return not_found(),
+        Err(e) => return super::usage::db_error(&e),
+    }
+    reload(&s).await;
+    tracing::info!(client = %id, prefix = %prefix, "admin: client key rotated");
+    let Some(c) = s.clients.get(&id) else {
+        return not_found();
+    };
+    let mut v = client_json(&s, &c);
+    v["key"] = Value::String(secret);
+    v["key_notice"] =
+        Value::String("store this key now: it is shown only once and cannot be recovered".into());
+    axum::Json(v).into_response()
 }

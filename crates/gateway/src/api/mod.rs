@@ -105,6 +105,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .patch(admin_clients::update)
                 .delete(admin_clients::revoke),
         )
+        .route("/admin/clients/{id}/rotate", post(admin_clients::rotate))
         .fallback(info::not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

@@ -97,6 +97,27 @@ impl Store {
         })
     }
 
+    /// Replaces a client's key (its shown prefix and hash); false when no such id.
+    pub async fn set_client_key(
+        &self,
+        id: &str,
+        key_prefix: &str,
+        key_hash: &str,
+    ) -> Result<bool, sqlx::Error> {
+        dispatch!(self, |pool, pg| {
+            let r = sqlx::query(&placeholders(
+                pg,
+                "UPDATE clients SET key_prefix = ?, key_hash = ? WHERE id = ?",
+            ))
+            .bind(key_prefix)
+            .bind(key_hash)
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok(r.rows_affected() > 0)
+        })
+    }
+
     /// Cost (nano-USD) per client key recorded since `since_ms` (a day start), from the daily rollups.
     pub async fn spent_by_client_since(
         &self,
