@@ -58,6 +58,28 @@ pub trait Hold: Send {
     fn settle(self: Box<Self>, actual: Option<rust_decimal::Decimal>);
 }
 
+/// Several holds settled together (the gateway's cap and the client's).
+pub struct Holds(Vec<Box<dyn Hold>>);
+
+impl Holds {
+    /// None for no hold, the hold itself for one, a `Holds` for several.
+    pub fn combine(mut holds: Vec<Box<dyn Hold>>) -> Option<Box<dyn Hold>> {
+        match holds.len() {
+            0 => None,
+            1 => holds.pop(),
+            _ => Some(Box::new(Holds(holds))),
+        }
+    }
+}
+
+impl Hold for Holds {
+    fn settle(self: Box<Self>, actual: Option<rust_decimal::Decimal>) {
+        for h in self.0 {
+            h.settle(actual);
+        }
+    }
+}
+
 /// The sink used when no ledger is configured: a structured log line per record.
 pub struct LogSink;
 

@@ -154,6 +154,41 @@ impl GatewayError {
         .with_code("BUDGET_EXCEEDED")
     }
 
+    /// The calling client's own monthly budget is spent.
+    pub fn client_budget_exceeded(message: &str) -> Self {
+        Self::new(
+            ErrorKind::PermissionDenied,
+            StatusCode::PAYMENT_REQUIRED,
+            message,
+            Origin::Client,
+        )
+        .with_code("BUDGET_EXCEEDED")
+    }
+
+    /// No usable client key (the message names the header to send; it never contains the key).
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorKind::Authentication,
+            StatusCode::UNAUTHORIZED,
+            message,
+            Origin::Client,
+        )
+        .with_code("invalid_api_key")
+    }
+
+    /// A client's rate limit: 429 with `Retry-After`.
+    pub fn client_rate_limited(message: impl Into<String>, retry_after: u64) -> Self {
+        let mut e = Self::new(
+            ErrorKind::RateLimit,
+            StatusCode::TOO_MANY_REQUESTS,
+            message,
+            Origin::Client,
+        )
+        .with_code("rate_limit_exceeded");
+        e.retry_after = Some(retry_after.max(1).to_string());
+        e
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(
             ErrorKind::Api,

@@ -5,6 +5,7 @@ pub mod accounting;
 pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod error;
 pub mod ledger;

@@ -2,7 +2,8 @@
 
 use crate::accounting::{BroadcastSink, Sink};
 use crate::api::{self, AppState};
-use crate::config::Config;
+use crate::clients::{Registry, TokenSink};
+use crate::config::{AuthMode, Config};
 use crate::ledger::Ledger;
 use crate::providers::Provider;
 use crate::proxy::Proxy;
@@ -45,6 +46,16 @@ pub fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
 
 /// Builds the state with the ledger as the proxy's sink (or the log sink when there is none).
 pub fn build_state_with(config: &Config, ledger: Option<Ledger>) -> anyhow::Result<Arc<AppState>> {
+    build_state_full(config, ledger, Arc::new(Registry::disabled()))
+}
+
+/// As [`build_state_with`], with the client registry (whose finished records count against each
+/// client's token limits).
+pub fn build_state_full(
+    config: &Config,
+    ledger: Option<Ledger>,
+    clients: Arc<Registry>,
+) -> anyhow::Result<Arc<AppState>> {
     let providers = config
         .providers
         .iter()
@@ -55,11 +66,16 @@ pub fn build_state_with(config: &Config, ledger: Option<Ledger>) -> anyhow::Resu
     let catalog = crate::catalog::Catalog::embedded()
         .context("loading the model catalog")?
         .with_overrides(config.model_overrides.clone());
-    let inner: Arc<dyn Sink> = match &ledger {
+    let store: Arc<dyn Sink> = match &ledger {
         Some(l) => Arc::new(l.clone()),
         None => Arc::new(crate::accounting::LogSink),
     };
-    // Every record also goes to the dashboard's live feed; lagging subscribers skip.
+    // Finished records count against each client's token limits...
+    let inner: Arc<dyn Sink> = Arc::new(TokenSink {
+        inner: store,
+        registry: Arc::clone(&clients),
+    });
+    // ...and also go to the dashboard's live feed; lagging subscribers skip.
     let sink = BroadcastSink::new(inner, LIVE_CAPACITY);
     let live = sink.sender();
     let proxy = Proxy {
@@ -81,7 +97,8 @@ pub fn build_state_with(config: &Config, ledger: Option<Ledger>) -> anyhow::Resu
         AppState::new(proxy, config.body_limit, id)
             .with_ledger(ledger)
             .with_live(Some(live))
-            .with_admin_token(config.admin_token.clone()),
+            .with_admin_token(config.auth.admin_token.clone())
+            .with_clients(clients),
     ))
 }
 
@@ -123,9 +140,38 @@ pub async fn open_ledger(config: &Config) -> anyhow::Result<Option<Ledger>> {
     Ok(Some(ledger))
 }
 
+/// Loads the clients and decides the auth mode; refuses open mode on a public address.
+pub async fn open_clients(
+    config: &Config,
+    ledger: Option<Ledger>,
+) -> anyhow::Result<Arc<Registry>> {
+    let auth = &config.auth;
+    let reg = Registry::open(auth, ledger)
+        .await
+        .context("loading client keys")?;
+    if reg.keys_required() && reg.master_key().is_none() {
+        anyhow::bail!(
+            "{} client key(s) exist in the database but EKAI_MASTER_KEY is not set: keys cannot be checked without it",
+            reg.len()
+        );
+    }
+    if !reg.keys_required() && !config.host.is_loopback() && !auth.allow_open_on_public {
+        return Err(crate::config::open_on_public(config.host).into());
+    }
+    match (auth.mode, reg.keys_required()) {
+        (_, true) => tracing::info!("auth: keys mode ({} client(s))", reg.len()),
+        (AuthMode::Auto, false) => tracing::info!(
+            "auth: open mode (no client key exists yet; the first one created switches to keys mode)"
+        ),
+        (_, false) => tracing::info!("auth: open mode"),
+    }
+    Ok(Arc::new(reg))
+}
+
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let ledger = open_ledger(&config).await?;
-    let state = build_state_with(&config, ledger.clone())?;
+    let clients = open_clients(&config, ledger.clone()).await?;
+    let state = build_state_full(&config, ledger.clone(), clients)?;
     let app = api::router(Arc::clone(&state));
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(addr)

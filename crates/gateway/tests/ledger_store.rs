@@ -489,3 +489,74 @@ fn plan_covers_the_range_exactly_once() {
     }
     assert!(pieces.iter().any(|p| p.0 == store::Source::Daily));
 }
+
+async fn clients_are_stored_updated_and_their_spend_summed(db: &TestDb) {
+    let s = db.open().await;
+    let mut c = store::ClientRow {
+        id: "cl_test1".into(),
+        name: "alice".into(),
+        key_prefix: "ek-abcde".into(),
+        key_hash: "00ff".repeat(16),
+        created_at: now_ms(),
+        expires_at: None,
+        revoked_at: None,
+        tags: r#"{"team":"a"}"#.into(),
+        policy: r#"{"model_preferences":["gpt-4o-mini"]}"#.into(),
+        upstream_keys: r#"{"openai":"00"}"#.into(),
+    };
+    s.insert_client(&c).await.unwrap();
+    // The hash is unique: a second client with the same hash is refused.
+    let mut dup = c.clone();
+    dup.id = "cl_test2".into();
+    assert!(s.insert_client(&dup).await.is_err());
+    assert_eq!(s.clients().await.unwrap(), vec![c.clone()]);
+    c.revoked_at = Some(now_ms());
+    c.name = "alice2".into();
+    assert!(s.update_client(&c).await.unwrap());
+    assert_eq!(s.clients().await.unwrap(), vec![c.clone()]);
+    dup.id = "cl_missing".into();
+    assert!(!s.update_client(&dup).await.unwrap());
+    assert!(
+        s.set_client_key("cl_test1", "ek-fghij", &"11ee".repeat(16))
+            .await
+            .unwrap()
+    );
+    assert!(!s.set_client_key("cl_missing", "ek-x", "22").await.unwrap());
+    c.key_prefix = "ek-fghij".into();
+    c.key_hash = "11ee".repeat(16);
+    assert_eq!(s.clients().await.unwrap(), vec![c.clone()]);
+
+    let mut recs = Vec::new();
+    for (key, cost) in [
+        (Some("cl_test1"), "0.25"),
+        (Some("cl_test1"), "0.5"),
+        (None, "1"),
+    ] {
+        let mut r = record(1, now_ms(), "openai", "gpt-4o-mini", true);
+        r.client_key_id = key.map(str::to_string);
+        r.cost = Some(ekai_gateway::catalog::Cost {
+            input: Decimal::from_str(cost).unwrap(),
+            output: Decimal::ZERO,
+            cache_read: Decimal::ZERO,
+            cache_write: Decimal::ZERO,
+            total: Decimal::from_str(cost).unwrap(),
+        });
+        recs.push(r);
+    }
+    insert(&s, &recs, 10).await;
+    let spent = s
+        .spent_by_client_since(month_start(now_ms()))
+        .await
+        .unwrap();
+    assert_eq!(spent.len(), 1, "{spent:?}");
+    assert_eq!(
+        spent["cl_test1"],
+        money::to_nano(Decimal::from_str("0.75").unwrap())
+    );
+    let b = Budget::load(&s).await.unwrap();
+    assert_eq!(
+        b.client_spent("cl_test1"),
+        Decimal::from_str("0.75").unwrap()
+    );
+}
+both!(clients_are_stored_updated_and_their_spend_summed);

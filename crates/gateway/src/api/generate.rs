@@ -4,6 +4,7 @@
 
 use super::AppState;
 use super::error::render;
+use crate::clients::{Client, apply_model_policy};
 use crate::config::Strategy;
 use crate::error::GatewayError;
 use crate::proxy::{Ctx, HOP_HEADER};
@@ -78,6 +79,7 @@ async fn run(
 ) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
+    let client = parts.extensions.get::<Arc<Client>>().cloned();
     let mut ctx = Ctx {
         dialect,
         request_id: s.next_request_id(),
@@ -90,6 +92,12 @@ async fn run(
         attempts: 0,
         url_stream: url_target.as_ref().map(|(_, stream)| *stream),
         url_model: url_target.map(|(model, _)| model),
+        client_key_id: client.as_ref().map(|c| c.id.clone()),
+        client_budget: client.as_ref().and_then(|c| s.clients.budget_for(c)),
+        upstream_keys: client
+            .as_ref()
+            .filter(|c| !c.upstream_keys.is_empty())
+            .map(|c| Arc::clone(&c.upstream_keys)),
     };
     let result = async {
         if parts
@@ -105,7 +113,10 @@ async fn run(
                     .with_param(Some("x-ekai-route".into()))
             })?);
         }
-        let body = read_body(&parts.headers, body, s.body_limit).await?;
+        let mut body = read_body(&parts.headers, body, s.body_limit).await?;
+        if let Some(c) = &client {
+            body = apply_model_policy(&c.policy, body, &mut ctx.url_model)?;
+        }
         match op {
             Op::Generate => s.proxy.generate(&mut ctx, body).await,
             Op::CountTokens => s.proxy.count_tokens(&mut ctx, body).await,

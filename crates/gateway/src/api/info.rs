@@ -39,8 +39,16 @@ pub async fn health(State(s): State<Arc<AppState>>) -> Json<Value> {
 }
 
 /// OpenAI's list shape, or Anthropic's when the client announces itself with `anthropic-version`.
-pub async fn models(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Json<Value> {
-    let models = s.proxy.router.models();
+/// With a client key, only the models its policy allows.
+pub async fn models(
+    State(s): State<Arc<AppState>>,
+    client: Option<axum::Extension<Arc<crate::clients::Client>>>,
+    headers: HeaderMap,
+) -> Json<Value> {
+    let mut models = s.proxy.router.models();
+    if let Some(c) = &client {
+        models.retain(|(id, _)| c.policy.allows(id));
+    }
     if headers.contains_key("anthropic-version") {
         let data: Vec<Value> = models
             .iter()

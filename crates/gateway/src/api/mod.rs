@@ -1,6 +1,8 @@
 //! The HTTP surface: one file per inbound concern; errors rendered only here (`error`).
 
+mod admin_clients;
 mod budget;
+mod clients;
 mod dashboard;
 mod error;
 mod generate;
@@ -9,6 +11,7 @@ mod stats;
 mod usage;
 
 use crate::accounting::UsageRecord;
+use crate::clients::Registry;
 use crate::config::Secret;
 use crate::ledger::Ledger;
 use crate::proxy::Proxy;
@@ -23,6 +26,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// None when the ledger is disabled; `/usage` and `/budget` then answer 503.
     pub ledger: Option<Ledger>,
+    /// Client keys and their policies (an empty, open registry without a database).
+    pub clients: Arc<Registry>,
     request_seq: AtomicU64,
     /// Mixed into request ids so two processes do not repeat each other's ids.
     id_seed: u64,
@@ -41,6 +46,7 @@ impl AppState {
             proxy,
             body_limit,
             ledger: None,
+            clients: Arc::new(Registry::disabled()),
             request_seq: AtomicU64::new(0),
             id_seed,
             live: None,
@@ -67,6 +73,11 @@ impl AppState {
         self
     }
 
+    pub fn with_clients(mut self, clients: Arc<Registry>) -> Self {
+        self.clients = clients;
+        self
+    }
+
     pub fn next_request_id(&self) -> String {
         let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
         format!("req_{:016x}{:08x}", self.id_seed, n)
@@ -75,11 +86,21 @@ impl AppState {
 
 /// Builds the router.
 ///
-/// Middleware order, outermost first: (none yet, except `dashboard::guard` on the `/admin/stats/*`
-/// and `/admin/stream` routes only). Handlers read their own bodies within
-/// `body_limit` so that an oversized or malformed body is answered in the client's dialect;
-/// axum's default body limit is therefore disabled. Auth, rate limits and the ledger will sit
-/// between the router and the handlers, in that order.
+/// Middleware order, outermost first:
+/// 1. `clients::guard` (client keys), on the API paths only (`/v1/*`, `/v1beta/*`,
+///    `/chat/completions`, `/responses`, `/user/preferences`): reloads the client cache when stale,
+///    authenticates the key when keys are required (401 in the path's dialect otherwise), then
+///    applies the client's rate limits (429 with `Retry-After`), and puts the `Client` in the
+///    request's extensions. In open mode it lets everything through untouched. In keys mode it
+///    also requires the admin token on `/usage` and `/budget` (everyone's usage, the global cap).
+/// 2. The handlers. Handlers read their own bodies within `body_limit` so that an oversized or
+///    malformed body is answered in the client's dialect; axum's default body limit is therefore
+///    disabled. `generate` applies the client's model policy once the body is read, and the proxy
+///    admits the client's budget beside the gateway's; the ledger records the client id.
+///
+/// `/admin/clients*` checks the admin token in its handlers (404 when none is configured);
+/// `dashboard::guard` protects `/admin/stats/*` and `/admin/stream` (admin token, or loopback peers
+/// when no token is configured).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(info::root))
@@ -100,7 +121,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/usage", get(usage::get_usage))
         .route("/budget", get(budget::get_budget).put(budget::put_budget))
         .merge(dashboard::routes(Arc::clone(&state)))
+        .route(
+            "/user/preferences",
+            get(clients::get_preferences).put(clients::put_preferences),
+        )
+        .route(
+            "/admin/clients",
+            get(admin_clients::list).post(admin_clients::create),
+        )
+        .route(
+            "/admin/clients/{id}",
+            get(admin_clients::show)
+                .patch(admin_clients::update)
+                .delete(admin_clients::revoke),
+        )
+        .route("/admin/clients/{id}/rotate", post(admin_clients::rotate))
         .fallback(info::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            clients::guard,
+        ))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }

@@ -251,6 +251,42 @@ impl LedgerConfig {
     }
 }
 
+/// `[auth] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// No key needed (personal local use).
+    Open,
+    /// Every API request needs a client key.
+    Keys,
+    /// Keys when any client exists in the database, else open (decided again as clients change).
+    Auto,
+}
+
+/// Minimum length of `EKAI_MASTER_KEY`.
+pub const MASTER_KEY_MIN_LEN: usize = 32;
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    pub allow_open_on_public: bool,
+    /// `EKAI_ADMIN_TOKEN`: the admin API answers 404 without it.
+    pub admin_token: Option<Secret>,
+    /// `EKAI_MASTER_KEY`: the HMAC key of client key hashes.
+    pub master_key: Option<Secret>,
+}
+
+impl AuthConfig {
+    /// Open mode with nothing configured (tests, tools).
+    pub fn open() -> AuthConfig {
+        AuthConfig {
+            mode: AuthMode::Auto,
+            allow_open_on_public: false,
+            admin_token: None,
+            master_key: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub host: IpAddr,
@@ -270,10 +306,7 @@ pub struct Config {
     pub ledger: Option<LedgerConfig>,
     /// The dashboard's listener.
     pub ui: UiConfig,
-    /// `EKAI_ADMIN_TOKEN`: when set, `/admin/stats/*` and `/admin/stream` require
-    /// `Authorization: Bearer <token>`. TODO(keys mode): the clients/admin work may move this into
-    /// an `[auth]` table; keep one field.
-    pub admin_token: Option<Secret>,
+    pub auth: AuthConfig,
 }
 
 /// The dashboard listener (`[ui]`, `UI_PORT`): loopback:3000 unless configured.
@@ -415,7 +448,7 @@ impl Config {
                 None => raw.ui.port.unwrap_or(3000),
             },
         };
-        let admin_token = get("EKAI_ADMIN_TOKEN").map(Secret::new);
+        let auth = build_auth(&raw.auth, &get, host, ledger.is_some())?;
 
         Ok(Config {
             host,
@@ -431,7 +464,7 @@ impl Config {
             model_overrides,
             ledger,
             ui,
-            admin_token,
+            auth,
         })
     }
 
@@ -531,6 +564,64 @@ fn build_ledger(
         }
     };
     Ok(Some(c))
+}
+
+fn build_auth<'a>(
+    raw: &raw::RawAuth,
+    get: &impl Fn(&str) -> Option<&'a str>,
+    host: IpAddr,
+    has_ledger: bool,
+) -> Result<AuthConfig, ConfigError> {
+    let mode = match get("EKAI_AUTH_MODE").or(raw.mode.as_deref()) {
+        None => AuthMode::Auto,
+        Some("open") => AuthMode::Open,
+        Some("keys") => AuthMode::Keys,
+        Some(other) => {
+            return Err(ConfigError::Invalid(format!(
+                "auth.mode: unknown mode {other:?} (use \"open\" or \"keys\")"
+            )));
+        }
+    };
+    let allow_open_on_public = raw.allow_open_on_public.unwrap_or(false);
+    let master_key = get("EKAI_MASTER_KEY").map(Secret::new);
+    if master_key
+        .as_ref()
+        .is_some_and(|k| k.expose().chars().count() < MASTER_KEY_MIN_LEN)
+    {
+        return Err(ConfigError::Invalid(format!(
+            "EKAI_MASTER_KEY must be at least {MASTER_KEY_MIN_LEN} characters (e.g. `openssl rand -base64 48`)"
+        )));
+    }
+    if mode == AuthMode::Keys {
+        if master_key.is_none() {
+            return Err(ConfigError::Invalid(
+                "auth.mode = \"keys\" needs EKAI_MASTER_KEY (32+ characters): client keys are hashed with it".into(),
+            ));
+        }
+        if !has_ledger {
+            return Err(ConfigError::Invalid(
+                "auth.mode = \"keys\" needs the ledger database (clients are stored there): set DATABASE_URL".into(),
+            ));
+        }
+    }
+    if mode == AuthMode::Open && !host.is_loopback() && !allow_open_on_public {
+        return Err(open_on_public(host));
+    }
+    Ok(AuthConfig {
+        mode,
+        allow_open_on_public,
+        admin_token: get("EKAI_ADMIN_TOKEN").map(Secret::new),
+        master_key,
+    })
+}
+
+/// Refusing to serve without keys on an address others can reach.
+pub fn open_on_public(host: IpAddr) -> ConfigError {
+    ConfigError::Invalid(format!(
+        "refusing to start in open mode (no client keys) on the non-loopback address {host}: anyone who can reach it could spend your provider credit. \
+         Either set `[auth] mode = \"keys\"` (with EKAI_MASTER_KEY and EKAI_ADMIN_TOKEN, then create keys with POST /admin/clients), \
+         bind to 127.0.0.1 (HOST=127.0.0.1), or set `[auth] allow_open_on_public = true` to accept the risk"
+    ))
 }
 
 fn parse_file(text: &str) -> Result<RawConfig, String> {
@@ -723,7 +814,7 @@ mod tests {
         assert_eq!(c.ui.port, 3000);
         assert!(c.ui.enabled);
         assert_eq!(c.ui.host.to_string(), "127.0.0.1");
-        assert!(c.admin_token.is_none());
+        assert!(c.auth.admin_token.is_none());
         let text = "[ui]\nport = 4100\nenabled = false\nhost = \"::1\"\n";
         let c = Config::from_sources(&env(&[]), None, Some(text)).unwrap();
         assert_eq!((c.ui.port, c.ui.enabled), (4100, false));
@@ -736,7 +827,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.ui.port, 4200);
         assert_eq!(
-            c.admin_token.map(|t| t.expose().to_string()),
+            c.auth.admin_token.map(|t| t.expose().to_string()),
             Some("tok".into())
         );
         let e = Config::from_sources(&env(&[("UI_PORT", "x")]), None, None).unwrap_err();
@@ -776,6 +867,49 @@ mod tests {
         let e =
             Config::from_sources(&env(&[("DATABASE_URL", "mysql://x")]), None, None).unwrap_err();
         assert!(e.to_string().contains("DATABASE_URL"), "{e}");
+    }
+
+    #[test]
+    fn auth_mode_master_key_and_public_open_mode() {
+        let master = "m".repeat(32);
+        let c = Config::from_sources(&env(&[]), None, None).unwrap();
+        assert_eq!(c.auth.mode, AuthMode::Auto);
+        assert!(c.auth.admin_token.is_none());
+        let c = Config::from_sources(
+            &env(&[("EKAI_MASTER_KEY", &master), ("EKAI_ADMIN_TOKEN", "adm")]),
+            None,
+            Some("[auth]\nmode = \"keys\"\n"),
+        )
+        .unwrap();
+        assert_eq!(c.auth.mode, AuthMode::Keys);
+        assert!(!format!("{c:?}").contains(&master));
+        let e =
+            Config::from_sources(&env(&[("EKAI_MASTER_KEY", "short")]), None, None).unwrap_err();
+        assert!(e.to_string().contains("at least 32"), "{e}");
+        let e = Config::from_sources(&env(&[("EKAI_AUTH_MODE", "keys")]), None, None).unwrap_err();
+        assert!(e.to_string().contains("EKAI_MASTER_KEY"), "{e}");
+        let e =
+            Config::from_sources(&env(&[]), None, Some("[auth]\nmode = \"closed\"\n")).unwrap_err();
+        assert!(e.to_string().contains("auth.mode"), "{e}");
+        let e = Config::from_sources(
+            &env(&[("HOST", "0.0.0.0")]),
+            None,
+            Some("[auth]\nmode = \"open\"\n"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("refusing to start in open mode"),
+            "{e}"
+        );
+        let c = Config::from_sources(
+            &env(&[("HOST", "0.0.0.0")]),
+            None,
+            Some("[auth]\nmode = \"open\"\nallow_open_on_public = true\n"),
+        )
+        .unwrap();
+        assert!(c.auth.allow_open_on_public);
+        let e = Config::from_sources(&env(&[]), None, Some("[auth]\nmodes = 1\n")).unwrap_err();
+        assert!(e.to_string().contains("auth"), "{e}");
     }
 
     #[test]

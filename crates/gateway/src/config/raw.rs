@@ -27,6 +27,8 @@ pub struct RawConfig {
     pub ledger: RawLedger,
     #[serde(default)]
     pub ui: RawUi,
+    #[serde(default)]
+    pub auth: RawAuth,
 }
 
 /// `[ui]`: the dashboard's own listener (it is also served under `/dashboard` on the API port).
@@ -38,6 +40,16 @@ pub struct RawUi {
     pub host: Option<String>,
     /// `UI_PORT` wins; default 3000.
     pub port: Option<u16>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// `open` (no key needed) or `keys` (every API request needs a client key). Default: keys when
+    /// any client exists in the database, else open.
+    pub mode: Option<String>,
+    /// Allow open mode on a non-loopback address (anyone who can reach the port can spend).
+    pub allow_open_on_public: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -10,6 +10,7 @@ use super::money::{from_nano, to_nano};
 use super::store::{Row, Store};
 use super::time::{month_start, now_ms};
 use rust_decimal::Decimal;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Debug, Default)]
@@ -25,6 +26,22 @@ struct State {
     in_transit: i64,
     /// Reserved by requests still running.
     reserved: i64,
+    /// The same sums per client key (their caps live in each client's policy).
+    clients: HashMap<String, Spend>,
+}
+
+/// One client's month: written, in transit and reserved, as for the whole gateway.
+#[derive(Debug, Default, Clone, Copy)]
+struct Spend {
+    written: i64,
+    in_transit: i64,
+    reserved: i64,
+}
+
+impl Spend {
+    fn total(&self) -> i64 {
+        self.written + self.in_transit + self.reserved
+    }
 }
 
 impl State {
@@ -34,6 +51,10 @@ impl State {
             self.month = m;
             self.written = 0;
             self.in_transit = 0;
+            for c in self.clients.values_mut() {
+                c.written = 0;
+                c.in_transit = 0;
+            }
         }
     }
 
@@ -71,6 +92,8 @@ pub struct Reservation {
     budget: Budget,
     amount: i64,
     done: bool,
+    /// A client's reservation (against its own cap) rather than the gateway's.
+    client: Option<String>,
 }
 
 impl Budget {
@@ -90,14 +113,25 @@ impl Budget {
         let month = month_start(now_ms());
         let (cap, alert_only) = store.get_budget().await?;
         let written = store.spent_since(month).await?;
+        let per_client = store.spent_by_client_since(month).await?;
         let mut s = self.lock();
         s.cap = cap;
         s.alert_only = alert_only;
-        if s.month != month {
+        let new_month = s.month != month;
+        if new_month {
             s.in_transit = 0;
         }
         s.month = month;
         s.written = written;
+        for (id, c) in s.clients.iter_mut() {
+            c.written = per_client.get(id).copied().unwrap_or(0);
+            if new_month {
+                c.in_transit = 0;
+            }
+        }
+        for (id, w) in per_client {
+            s.clients.entry(id).or_default().written = w;
+        }
         Ok(())
     }
 
@@ -156,6 +190,43 @@ impl Budget {
             budget: self.clone(),
             amount,
             done: false,
+            client: None,
+        })
+    }
+
+    /// A client's month-to-date spend (written + in transit + reserved).
+    pub fn client_spent(&self, client: &str) -> Decimal {
+        let mut s = self.lock();
+        s.roll_month();
+        from_nano(s.clients.get(client).map(Spend::total).unwrap_or(0))
+    }
+
+    /// As [`Budget::try_reserve`], against one client's monthly cap (`cap`, from its policy): once
+    /// its spent + reserved reaches the cap, its requests are refused. One step under the lock.
+    pub fn try_reserve_client(
+        &self,
+        client: &str,
+        cap: Decimal,
+        expected: Decimal,
+    ) -> Result<Reservation, BudgetExceeded> {
+        let amount = to_nano(expected).max(0);
+        let cap_nano = to_nano(cap);
+        let mut s = self.lock();
+        s.roll_month();
+        let c = s.clients.entry(client.to_string()).or_default();
+        let spent = c.total();
+        if spent >= cap_nano {
+            return Err(BudgetExceeded {
+                cap,
+                spent: from_nano(spent),
+            });
+        }
+        c.reserved += amount;
+        Ok(Reservation {
+            budget: self.clone(),
+            amount,
+            done: false,
+            client: Some(client.to_string()),
         })
     }
 
@@ -170,6 +241,13 @@ impl Budget {
             .filter_map(|r| r.cost.map(|c| c.total))
             .sum();
         s.written += cost;
+        for r in rows.iter().filter(|r| r.started_at >= month) {
+            if let (Some(id), Some(c)) = (&r.client_key_id, r.cost) {
+                let e = s.clients.entry(id.clone()).or_default();
+                e.written += c.total;
+                e.in_transit = (e.in_transit - c.total).max(0);
+            }
+        }
         // Rows of requests that never reserved (or of another month) may subtract more than was
         // settled here; clamping keeps the estimate conservative rather than negative.
         s.in_transit = (s.in_transit - cost).max(0);
@@ -184,16 +262,30 @@ impl Reservation {
     /// Replaces the reservation with the actual cost (None = unpriced or nothing charged).
     pub fn settle(mut self, actual: Option<Decimal>) {
         self.done = true;
+        let actual = actual.map(to_nano).unwrap_or(0).max(0);
         let mut s = self.budget.lock();
-        s.reserved -= self.amount;
-        s.in_transit += actual.map(to_nano).unwrap_or(0).max(0);
+        match &self.client {
+            None => {
+                s.reserved -= self.amount;
+                s.in_transit += actual;
+            }
+            Some(id) => {
+                let c = s.clients.entry(id.clone()).or_default();
+                c.reserved -= self.amount;
+                c.in_transit += actual;
+            }
+        }
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.done {
-            self.budget.lock().reserved -= self.amount;
+            let mut s = self.budget.lock();
+            match &self.client {
+                None => s.reserved -= self.amount,
+                Some(id) => s.clients.entry(id.clone()).or_default().reserved -= self.amount,
+            }
         }
     }
 }
@@ -247,6 +339,21 @@ mod tests {
         r.settle(Some(d("0.7")));
         assert_eq!(b.status().remaining, Some(d("0")));
         assert!(b.try_reserve(d("0.01")).is_err());
+    }
+
+    #[test]
+    fn client_reservations_are_separate_from_the_gateway_cap() {
+        let b = capped("100", false);
+        let r = b.try_reserve_client("cl_a", d("1"), d("0.6")).unwrap();
+        assert_eq!(b.client_spent("cl_a"), d("0.6"));
+        assert_eq!(b.status().spent_month_to_date, d("0"));
+        let r2 = b.try_reserve_client("cl_a", d("1"), d("0.6")).unwrap();
+        // spent + reserved ≥ cap: refused; another client is unaffected.
+        assert!(b.try_reserve_client("cl_a", d("1"), d("0.1")).is_err());
+        assert!(b.try_reserve_client("cl_b", d("1"), d("0.1")).is_ok());
+        drop(r2);
+        r.settle(Some(d("0.1")));
+        assert_eq!(b.client_spent("cl_a"), d("0.1"));
     }
 
     #[test]

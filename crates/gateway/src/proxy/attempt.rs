@@ -165,7 +165,7 @@ impl Attempt<'_> {
                 request_id: ctx.request_id.clone(),
                 attempt: self.number,
                 started_at: SystemTime::now(),
-                client_key_id: None,
+                client_key_id: ctx.client_key_id.clone(),
                 client_dialect: ctx.dialect,
                 requested_model: inbound.model.clone(),
                 provider: self.cand.provider.name().to_string(),

@@ -62,6 +62,12 @@ pub struct Ctx {
     /// Gemini clients name the model and streaming in the URL, not the body.
     pub url_model: Option<String>,
     pub url_stream: Option<bool>,
+    /// The calling client's id (keys mode), stamped on every usage record.
+    pub client_key_id: Option<String>,
+    /// The calling client's own monthly cap, admitted beside the gateway's.
+    pub client_budget: Option<Arc<dyn crate::accounting::Budget>>,
+    /// The calling client's own upstream keys by provider name: used instead of the gateway's.
+    pub upstream_keys: Option<Arc<std::collections::HashMap<String, crate::config::Secret>>>,
 }
 
 fn now_secs() -> u64 {
@@ -116,19 +122,24 @@ impl Proxy {
             .plan(&inbound.model, &inbound.estimate, ctx.strategy)?;
         // Admission: hold the cheapest candidate's expected cost against the budget; the attempt
         // that answers settles it with the real cost.
-        let mut hold = match &self.budget {
-            Some(b) => {
-                let expected = plan
-                    .first()
-                    .and_then(|c| c.expected_cost)
-                    .unwrap_or_default();
-                Some(
-                    b.admit(expected)
-                        .map_err(|m| GatewayError::budget_exceeded(&m))?,
-                )
-            }
-            None => None,
-        };
+        let expected = plan
+            .first()
+            .and_then(|c| c.expected_cost)
+            .unwrap_or_default();
+        let mut holds: Vec<Box<dyn crate::accounting::Hold>> = Vec::new();
+        if let Some(b) = &ctx.client_budget {
+            holds.push(
+                b.admit(expected)
+                    .map_err(|m| GatewayError::client_budget_exceeded(&m))?,
+            );
+        }
+        if let Some(b) = &self.budget {
+            holds.push(
+                b.admit(expected)
+                    .map_err(|m| GatewayError::budget_exceeded(&m))?,
+            );
+        }
+        let mut hold = crate::accounting::Holds::combine(holds);
         let settings = self.router.settings();
         let deadline = ctx.started + settings.deadline;
         let mut last: Option<GatewayError> = None;

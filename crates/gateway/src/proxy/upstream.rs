@@ -78,7 +78,19 @@ pub async fn send(
         .header(header::CONTENT_TYPE, "application/json")
         .header(HOP_HEADER, instance_id)
         .body(body);
-    for (k, v) in provider.headers(
+    // A client with its own key for this provider: the same headers, with its key.
+    let own = ctx
+        .upstream_keys
+        .as_ref()
+        .and_then(|keys| keys.get(provider.name()))
+        .map(|k| Provider {
+            config: crate::config::ProviderConfig {
+                api_key: Some(k.clone()),
+                ..provider.config.clone()
+            },
+            models: Vec::new(),
+        });
+    for (k, v) in own.as_ref().unwrap_or(provider).headers(
         ctx.anthropic_version.as_deref(),
         ctx.anthropic_beta.as_deref(),
     ) {

@@ -52,6 +52,9 @@ macro_rules! bind_args {
     }};
 }
 
+mod clients;
+pub use clients::ClientRow;
+
 #[derive(Debug, Clone)]
 pub enum Arg {
     I(i64),

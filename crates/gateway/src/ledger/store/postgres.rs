@@ -4,11 +4,18 @@
 use sqlx::postgres::PgPoolOptions;
 use std::time::Duration;
 
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "usage",
-    include_str!("../../../migrations/postgres/0001_usage.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "usage",
+        include_str!("../../../migrations/postgres/0001_usage.sql"),
+    ),
+    (
+        2,
+        "clients",
+        include_str!("../../../migrations/postgres/0002_clients.sql"),
+    ),
+];
 
 /// Serialises migrations between instances starting at the same time.
 pub const MIGRATION_LOCK: i64 = 0x656b_6169_6c65_6467; // "ekailedg"

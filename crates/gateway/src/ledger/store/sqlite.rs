@@ -4,11 +4,18 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use std::str::FromStr;
 use std::time::Duration;
 
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "usage",
-    include_str!("../../../migrations/sqlite/0001_usage.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "usage",
+        include_str!("../../../migrations/sqlite/0001_usage.sql"),
+    ),
+    (
+        2,
+        "clients",
+        include_str!("../../../migrations/sqlite/0002_clients.sql"),
+    ),
+];
 
 #[derive(Clone)]
 pub struct SqliteStore {

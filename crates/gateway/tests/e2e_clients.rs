@@ -1,0 +1,668 @@
+//! End-to-end client keys: the real binary on SQLite in front of the mock. Keys mode refuses
+//! requests without a valid key (dialect-correct 401 naming the header, never echoing the key, never
+//! reaching a provider), created keys work and are recorded on usage rows, revocation, model policy,
+//! exact rate limits under concurrency, the admin API's token, and the open-mode safety check.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const MASTER: &str = "test-master-key-0123456789-abcdefghijklmnop";
+const ADMIN: &str = "admin-token-for-tests-0123456789";
+
+fn chat(model: &str) -> String {
+    json!({"model": model, "messages": [{"role": "user", "content": "hi there"}]}).to_string()
+}
+
+fn messages(model: &str) -> String {
+    json!({"model": model, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]})
+        .to_string()
+}
+
+async fn keyed_gateway(mode: Option<&str>) -> (MockHandle, Gateway) {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let db_dir = scratch_dir();
+    let url = format!("sqlite://{}/usage.db", db_dir.display());
+    let mut env = vec![
+        ("DATABASE_URL", url.as_str()),
+        ("EKAI_MASTER_KEY", MASTER),
+        ("EKAI_ADMIN_TOKEN", ADMIN),
+    ];
+    if let Some(m) = mode {
+        env.push(("EKAI_AUTH_MODE", m));
+    }
+    let gw = gateway_for(&mock, &env);
+    (mock, gw)
+}
+
+async fn send_json(
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> Reply {
+    let mut rb = client().request(method, url);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    if let Some(b) = body {
+        rb = rb
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let resp = rb.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    Reply {
+        status,
+        headers,
+        text: resp.text().await.unwrap(),
+    }
+}
+
+const ADMIN_AUTH: (&str, &str) = ("authorization", "Bearer admin-token-for-tests-0123456789");
+
+/// Creates a client through the admin API; returns (id, key).
+async fn create_client(gw: &Gateway, body: Value) -> (String, String) {
+    let r = send_json(
+        reqwest::Method::POST,
+        &format!("{}/admin/clients", gw.url),
+        &[ADMIN_AUTH],
+        Some(body),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let v = r.json();
+    let key = v["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("ek-") && key.len() == 43, "{key}");
+    assert_eq!(v["key_prefix"].as_str().unwrap(), &key[..8]);
+    (v["id"].as_str().unwrap().to_string(), key)
+}
+
+fn bearer(key: &str) -> String {
+    format!("Bearer {key}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_mode_requires_a_valid_key_and_records_the_client() {
+    let (mock, gw) = keyed_gateway(Some("keys")).await;
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    let msg_url = format!("{}/v1/messages", gw.url);
+
+    // Missing key: OpenAI shape naming the Authorization header.
+    let r = post(&chat_url, &[], &chat("gpt-4o-mini")).await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["error"]["type"], "authentication_error", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer"),
+        "{v}"
+    );
+    // Anthropic shape naming x-api-key.
+    let r = post(
+        &msg_url,
+        &[("anthropic-version", "2023-06-01")],
+        &messages("claude-3-5-haiku-20241022"),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "authentication_error", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("x-api-key"),
+        "{v}"
+    );
+
+    // A wrong key (right shape, and a very long non-key) is refused and never echoed.
+    let wrong = format!("ek-{}", "Z".repeat(40));
+    for k in [wrong.as_str(), &"x".repeat(5000)] {
+        let auth = bearer(k);
+        let r = post(&chat_url, &[("authorization", &auth)], &chat("gpt-4o-mini")).await;
+        assert_eq!(r.status, 401, "{}", r.text);
+        assert!(!r.text.contains(k));
+        let r = post(
+            &msg_url,
+            &[("x-api-key", k)],
+            &messages("claude-3-5-haiku-20241022"),
+        )
+        .await;
+        assert_eq!(r.status, 401);
+        assert!(!r.text.contains(k));
+    }
+    assert_eq!(mock.hits("openai") + mock.hits("anthropic"), 0);
+
+    // A created key works (Bearer on Chat, x-api-key on Messages) and its id is on the usage rows.
+    let (id, key) = create_client(&gw, json!({"name": "alice", "tags": {"team": "a"}})).await;
+    let auth = bearer(&key);
+    let r = post(&chat_url, &[("authorization", &auth)], &chat("gpt-4o-mini")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = post(
+        &msg_url,
+        &[("x-api-key", &key), ("anthropic-version", "2023-06-01")],
+        &messages("claude-3-5-haiku-20241022"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut records = Vec::new();
+    for _ in 0..100 {
+        let v = get(&format!("{}/usage", gw.url), &[ADMIN_AUTH])
+            .await
+            .json();
+        records = v["records"].as_array().cloned().unwrap_or_default();
+        if records.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(
+        records.iter().all(|r| r["client_key_id"] == id.as_str()),
+        "{records:?}"
+    );
+
+    // The key is shown once: the listing and the single view carry only its prefix.
+    let list = get(&format!("{}/admin/clients", gw.url), &[ADMIN_AUTH]).await;
+    assert_eq!(list.status, 200);
+    assert!(!list.text.contains(&key), "{}", list.text);
+    assert!(list.text.contains(&key[..8]));
+    let one = get(&format!("{}/admin/clients/{id}", gw.url), &[ADMIN_AUTH]).await;
+    assert_eq!(one.status, 200);
+    assert!(!one.text.contains(&key));
+    assert_eq!(one.json()["status"], "active");
+    assert!(
+        one.json()["spent_month_to_date_usd"].is_number(),
+        "{}",
+        one.text
+    );
+
+    // User preferences for the calling key.
+    let prefs = format!("{}/user/preferences", gw.url);
+    let r = send_json(
+        reqwest::Method::PUT,
+        &prefs,
+        &[("authorization", &auth)],
+        Some(json!({"model_preferences": ["gpt-4o-mini"], "api_address": "http://gw.local"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = get(&prefs, &[("authorization", &auth)]).await;
+    assert_eq!(
+        r.json(),
+        json!({"model_preferences": ["gpt-4o-mini"], "api_address": "http://gw.local"})
+    );
+    assert_eq!(get(&prefs, &[]).await.status, 401);
+
+    // Rotation: a new key (shown once) replaces the old one, same id.
+    let r = send_json(
+        reqwest::Method::POST,
+        &format!("{}/admin/clients/{id}/rotate", gw.url),
+        &[ADMIN_AUTH],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rotated = r.json()["key"].as_str().unwrap().to_string();
+    assert_ne!(rotated, key);
+    assert_eq!(r.json()["id"], id.as_str());
+    let r = post(&chat_url, &[("authorization", &auth)], &chat("gpt-4o-mini")).await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    let auth = bearer(&rotated);
+    let r = post(&chat_url, &[("authorization", &auth)], &chat("gpt-4o-mini")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // Revoked → 401 saying so.
+    let r = send_json(
+        reqwest::Method::DELETE,
+        &format!("{}/admin/clients/{id}", gw.url),
+        &[ADMIN_AUTH],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["status"], "revoked");
+    let r = post(&chat_url, &[("authorization", &auth)], &chat("gpt-4o-mini")).await;
+    assert_eq!(r.status, 401);
+    assert!(r.text.contains("revoked"), "{}", r.text);
+
+    // Expired → 401.
+    let (_, old) = create_client(
+        &gw,
+        json!({"name": "old", "expires_at": "2020-01-01T00:00:00Z"}),
+    )
+    .await;
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&old))],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert!(r.text.contains("expired"), "{}", r.text);
+
+    let log = gw.log();
+    assert!(!log.contains(&key) && !log.contains(&wrong) && !log.contains(&old));
+    assert!(!log.contains(&rotated));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_preferences_reject_substitute_and_filter_models() {
+    let (mock, gw) = keyed_gateway(Some("keys")).await;
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    let (_, strict) = create_client(
+        &gw,
+        json!({"name": "strict", "model_preferences": ["gpt-4o-mini"]}),
+    )
+    .await;
+    let (_, lenient) = create_client(
+        &gw,
+        json!({"name": "lenient", "model_preferences": ["gpt-4o-mini"], "on_disallowed_model": "substitute"}),
+    )
+    .await;
+
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&strict))],
+        &chat("gpt-4o"),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(r.json()["error"]["type"], "permission_error", "{}", r.text);
+    assert!(r.text.contains("gpt-4o-mini"));
+    // Anthropic-shaped 403 on /v1/messages.
+    let r = post(
+        &format!("{}/v1/messages", gw.url),
+        &[("x-api-key", &strict), ("anthropic-version", "2023-06-01")],
+        &messages("claude-3-5-haiku-20241022"),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(r.json()["type"], "error");
+    assert_eq!(mock.hits("openai") + mock.hits("anthropic"), 0);
+
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&lenient))],
+        &chat("gpt-4o"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(mock.hits_for_model("gpt-4o-mini"), 1);
+    assert_eq!(mock.hits_for_model("gpt-4o"), 0);
+
+    let v = get(
+        &format!("{}/v1/models", gw.url),
+        &[("authorization", &bearer(&strict))],
+    )
+    .await
+    .json();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["gpt-4o-mini"], "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_is_exact_under_concurrency() {
+    let (_mock, gw) = keyed_gateway(Some("keys")).await;
+    let (_, key) = create_client(
+        &gw,
+        json!({"name": "limited", "limits": {"requests_per_minute": 5}}),
+    )
+    .await;
+    // Fixed minute windows: stay clear of a boundary during the burst.
+    let sec = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if sec >= 50 {
+        tokio::time::sleep(Duration::from_secs(61 - sec)).await;
+    }
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let auth = bearer(&key);
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (url, auth) = (url.clone(), auth.clone());
+        tasks.push(tokio::spawn(async move {
+            post(&url, &[("authorization", &auth)], &chat("gpt-4o-mini")).await
+        }));
+    }
+    let mut ok = 0;
+    let mut limited = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            200 => ok += 1,
+            429 => {
+                limited += 1;
+                let retry: u64 = r.header("retry-after").parse().unwrap();
+                assert!((1..=60).contains(&retry), "{retry}");
+                assert_eq!(r.header("x-ratelimit-limit-requests"), "5");
+                assert_eq!(r.header("x-ratelimit-remaining-requests"), "0");
+                assert_eq!(r.json()["error"]["type"], "rate_limit_error", "{}", r.text);
+            }
+            s => panic!("unexpected {s}: {}", r.text),
+        }
+    }
+    assert_eq!((ok, limited), (5, 15));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_needs_the_token_and_auto_mode_switches_to_keys() {
+    // Auto mode: no client yet → open.
+    let (_mock, gw) = keyed_gateway(None).await;
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    assert_eq!(post(&chat_url, &[], &chat("gpt-4o-mini")).await.status, 200);
+
+    let admin = format!("{}/admin/clients", gw.url);
+    let body = json!({"name": "x"});
+    for h in [
+        vec![],
+        vec![("authorization", "Bearer wrong-token")],
+        vec![("authorization", "Bearer admin-token-for-tests-012345678")],
+        vec![("x-api-key", ADMIN)],
+    ] {
+        let r = send_json(reqwest::Method::POST, &admin, &h, Some(body.clone())).await;
+        assert_eq!(r.status, 401, "{}", r.text);
+        assert_eq!(get(&admin, &h).await.status, 401);
+    }
+    let r = send_json(
+        reqwest::Method::POST,
+        &admin,
+        &[ADMIN_AUTH],
+        Some(json!({"nmae": "x"})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+
+    let (id, key) = create_client(&gw, json!({"name": "first"})).await;
+    // A client's key on the admin API is refused.
+    assert_eq!(
+        get(&admin, &[("authorization", &bearer(&key))])
+            .await
+            .status,
+        401
+    );
+    // The first client switches auto mode to keys.
+    assert_eq!(post(&chat_url, &[], &chat("gpt-4o-mini")).await.status, 401);
+    assert_eq!(
+        post(
+            &chat_url,
+            &[("authorization", &bearer(&key))],
+            &chat("gpt-4o-mini")
+        )
+        .await
+        .status,
+        200
+    );
+    let r = send_json(
+        reqwest::Method::PATCH,
+        &format!("{admin}/{id}"),
+        &[ADMIN_AUTH],
+        Some(json!({"name": "renamed", "budget_usd": 2.5})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["name"], "renamed");
+    assert_eq!(
+        get(&format!("{admin}/cl_nope"), &[ADMIN_AUTH]).await.status,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_limit_refuses_once_the_windows_tokens_are_used() {
+    let (_mock, gw) = keyed_gateway(Some("keys")).await;
+    let (_, key) = create_client(
+        &gw,
+        json!({"name": "tokens", "limits": {"tokens_per_day": 1}}),
+    )
+    .await;
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let auth = bearer(&key);
+    assert_eq!(
+        post(&url, &[("authorization", &auth)], &chat("gpt-4o-mini"))
+            .await
+            .status,
+        200
+    );
+    // Tokens count when the record is written, just after the response.
+    let mut last = None;
+    for _ in 0..100 {
+        let r = post(&url, &[("authorization", &auth)], &chat("gpt-4o-mini")).await;
+        if r.status == 429 {
+            last = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = last.expect("never limited");
+    assert_eq!(r.header("x-ratelimit-limit-tokens"), "1");
+    assert!(r.header("retry-after").parse::<u64>().unwrap() >= 1);
+    assert!(r.text.contains("tokens per day"), "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_is_absent_without_a_token() {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let gw = gateway_for(&mock, &[("DATABASE_URL", "none")]);
+    let r = get(&format!("{}/admin/clients", gw.url), &[ADMIN_AUTH]).await;
+    assert_eq!(r.status, 404);
+}
+
+/// Runs the binary expecting it to refuse to start; returns its stderr.
+fn refused(env: &[(&str, &str)], args: &[&str]) -> String {
+    let dir = scratch_dir();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ekai-gateway"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PORT", "0")
+        .envs(env.iter().copied())
+        .args(args)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success(), "it started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_mode_is_refused_on_a_public_address_unless_allowed() {
+    let err = refused(&[("HOST", "0.0.0.0"), ("DATABASE_URL", "none")], &[]);
+    assert!(err.contains("refusing to start in open mode"), "{err}");
+    assert!(err.contains("allow_open_on_public"), "{err}");
+    let err = refused(
+        &[
+            ("HOST", "0.0.0.0"),
+            ("DATABASE_URL", "none"),
+            ("EKAI_AUTH_MODE", "open"),
+        ],
+        &[],
+    );
+    assert!(err.contains("refusing to start in open mode"), "{err}");
+    // keys mode without a master key is refused too.
+    let err = refused(&[("EKAI_AUTH_MODE", "keys")], &[]);
+    assert!(err.contains("EKAI_MASTER_KEY"), "{err}");
+
+    let cfg_dir = scratch_dir();
+    let cfg = cfg_dir.join("g.toml");
+    std::fs::write(&cfg, "[auth]\nallow_open_on_public = true\n").unwrap();
+    let gw = Gateway::start_with_args(
+        &[("HOST", "0.0.0.0"), ("DATABASE_URL", "none")],
+        &["--config", cfg.to_str().unwrap()],
+    );
+    assert!(gw.log().contains("auth: open mode"), "{}", gw.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_budget_refuses_with_402_and_other_dialects_get_their_401() {
+    let (mock, gw) = keyed_gateway(Some("keys")).await;
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    let (_, capped) = create_client(&gw, json!({"name": "capped", "budget_usd": 0.000001})).await;
+    let (_, free) = create_client(&gw, json!({"name": "free"})).await;
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&capped))],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&capped))],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 402, "{}", r.text);
+    assert_eq!(r.json()["error"]["code"], "BUDGET_EXCEEDED", "{}", r.text);
+    assert_eq!(mock.hits("openai"), 1);
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&free))],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // Gemini: 401 in Gemini's shape naming x-goog-api-key; `?key=` and x-goog-api-key work.
+    let gem = format!("{}/v1beta/models/gemini-2.0-flash:generateContent", gw.url);
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}).to_string();
+    let r = post(&gem, &[], &body).await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["error"]["status"], "UNAUTHENTICATED", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("x-goog-api-key")
+    );
+    let r = post(&format!("{gem}?key={free}"), &[], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = post(&gem, &[("x-goog-api-key", &free)], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Responses: its own error shape.
+    let r = post(
+        &format!("{}/v1/responses", gw.url),
+        &[],
+        &json!({"model": "gpt-4o-mini", "input": "hi"}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer")
+    );
+    assert!(!gw.log().contains(&free));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_own_upstream_key_is_used_and_stored_encrypted() {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let db_dir = scratch_dir();
+    let db = format!("sqlite://{}/usage.db", db_dir.display());
+    let gw = gateway_for(
+        &mock,
+        &[
+            ("DATABASE_URL", db.as_str()),
+            ("EKAI_MASTER_KEY", MASTER),
+            ("EKAI_ADMIN_TOKEN", ADMIN),
+            ("EKAI_AUTH_MODE", "keys"),
+        ],
+    );
+    let own = "sk-client-a-own-upstream-key-42";
+    let (id_a, key_a) = create_client(
+        &gw,
+        json!({"name": "a", "upstream_keys": {"openai": own, "anthropic": "sk-ant-client-a"}}),
+    )
+    .await;
+    let (_, key_b) = create_client(&gw, json!({"name": "b"})).await;
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    assert_eq!(
+        post(
+            &chat_url,
+            &[("authorization", &bearer(&key_a))],
+            &chat("gpt-4o-mini")
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        post(
+            &chat_url,
+            &[("authorization", &bearer(&key_b))],
+            &chat("gpt-4o-mini")
+        )
+        .await
+        .status,
+        200
+    );
+    let r = post(
+        &format!("{}/v1/messages", gw.url),
+        &[("x-api-key", &key_a), ("anthropic-version", "2023-06-01")],
+        &messages("claude-3-5-haiku-20241022"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let reqs = mock.requests();
+    let auths: Vec<String> = reqs
+        .iter()
+        .filter(|r| r.route == "openai")
+        .map(|r| r.header("authorization").unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        auths,
+        [format!("Bearer {own}"), format!("Bearer {OPENAI_KEY}")]
+    );
+    let anth = reqs.iter().find(|r| r.route == "anthropic").unwrap();
+    assert_eq!(anth.header("x-api-key"), Some("sk-ant-client-a"));
+    // No gateway key ever reaches the provider.
+    assert!(
+        reqs.iter()
+            .all(|r| r.headers.iter().all(|(_, v)| !v.contains(&key_a)))
+    );
+
+    // Never returned by the API: only provider names.
+    let v = get(&format!("{}/admin/clients/{id_a}", gw.url), &[ADMIN_AUTH]).await;
+    assert!(!v.text.contains(own), "{}", v.text);
+    assert_eq!(v.json()["upstream_keys"], json!(["anthropic", "openai"]));
+    // Stored sealed, not plain.
+    let raw = std::fs::read(db_dir.join("usage.db")).unwrap();
+    let wal = std::fs::read(db_dir.join("usage.db-wal")).unwrap_or_default();
+    for bytes in [&raw, &wal] {
+        assert!(
+            !bytes.windows(own.len()).any(|w| w == own.as_bytes()),
+            "plain upstream key in the database file"
+        );
+        assert!(!bytes.windows(key_a.len()).any(|w| w == key_a.as_bytes()));
+    }
+    assert!(!gw.log().contains(own));
+}
