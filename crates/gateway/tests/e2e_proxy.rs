@@ -70,6 +70,9 @@ async fn openai_passthrough_relays_the_body_and_keeps_unknown_fields() {
     assert_eq!(r.header("x-ekai-provider"), "openai");
     assert_eq!(r.header("x-ekai-model"), "gpt-4o-mini");
     assert!(r.header("x-request-id").starts_with("req_"));
+    assert_eq!(r.header("x-content-type-options"), "nosniff");
+    assert_eq!(r.header("x-frame-options"), "DENY");
+    assert_eq!(r.header("referrer-policy"), "no-referrer");
     assert_eq!(mock.hits("openai"), 1);
     assert_eq!(mock.hits("anthropic"), 0);
 
@@ -845,6 +848,7 @@ async fn models_health_and_root() {
 
     let r = get(&format!("{}/v1/nope", gw.url), &[]).await;
     openai_error(&r, 404, "invalid_request_error");
+    assert_eq!(r.header("x-content-type-options"), "nosniff", "errors too");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

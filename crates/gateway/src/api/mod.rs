@@ -87,6 +87,8 @@ impl AppState {
 /// Builds the router.
 ///
 /// Middleware order, outermost first:
+/// 0. `security_headers`: `nosniff`, `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` on every
+///    response, refusals included.
 /// 1. `clients::guard` (client keys), on the API paths only (`/v1/*`, `/v1beta/*`,
 ///    `/chat/completions`, `/responses`, `/user/preferences`): reloads the client cache when stale,
 ///    authenticates the key when keys are required (401 in the path's dialect otherwise), then
@@ -141,8 +143,23 @@ pub fn router(state: Arc<AppState>) -> Router {
             Arc::clone(&state),
             clients::guard,
         ))
+        .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// Set on every response, errors and refusals included: the API serves JSON and event streams
+/// that must never be sniffed, framed or leak the page they were called from.
+async fn security_headers(mut resp: axum::response::Response) -> axum::response::Response {
+    use http::HeaderValue;
+    let h = resp.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    resp
 }
 
 /// The dashboard's own listener (`UI_PORT`): the page at `/` and under `/dashboard`, its JSON API
