@@ -3,4 +3,5 @@
 pub mod anthropic;
 pub mod gemini;
 pub mod openai_chat;
+mod openai_errors;
 pub mod openai_responses;

@@ -23,9 +23,9 @@ pub use response::{
 };
 pub use stream::{Decoder, Encoder};
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use crate::canonical::{Dialect, ErrorKind, Request};
+use crate::canonical::{Dialect, Request};
 
 const DIALECT: Dialect = Dialect::OpenAiResponses;
 
@@ -59,108 +59,13 @@ pub fn request_state(req: &Request) -> ResponsesState {
     }
 }
 
-/// An OpenAI-shaped error body: `{"error":{"message","type","param","code"}}` (the Responses API
-/// answers HTTP errors exactly as Chat Completions does).
-pub fn error_json(
-    kind: ErrorKind,
-    message: &str,
-    param: Option<&str>,
-    code: Option<&str>,
-) -> Value {
-    let kind = match kind {
-        ErrorKind::InvalidRequest | ErrorKind::NotFound | ErrorKind::RequestTooLarge => {
-            "invalid_request_error"
-        }
-        ErrorKind::Authentication => "authentication_error",
-        ErrorKind::PermissionDenied => "permission_error",
-        ErrorKind::RateLimit => "rate_limit_error",
-        ErrorKind::Api | ErrorKind::Overloaded => "server_error",
-        ErrorKind::Timeout => "timeout_error",
-    };
-    json!({
-        "error": {
-            "message": message,
-            "type": kind,
-            "param": param,
-            "code": code,
-        }
-    })
-}
-
-/// Reads an upstream error body: `(type or code, message)`. Accepts OpenAI's shape and
-/// `{"error":"text"}`.
-pub fn parse_error(body: &[u8]) -> Option<(String, String)> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    let value = match value {
-        Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
-        v => v,
-    };
-    let Value::Object(mut obj) = value else {
-        return None;
-    };
-    match obj.remove("error")? {
-        Value::Object(err) => Some(error_fields(&err)),
-        Value::String(message) => Some(("api_error".to_string(), message)),
-        _ => None,
-    }
-}
-
-/// `(type, message)` of an OpenAI error object, falling back to `code` when `type` is missing.
-fn error_fields(err: &Map<String, Value>) -> (String, String) {
-    let kind = match (err.get("type"), err.get("code")) {
-        (Some(Value::String(t)), _) if !t.is_empty() => t.clone(),
-        (_, Some(Value::String(c))) if !c.is_empty() => c.clone(),
-        (_, Some(Value::Number(n))) => n.to_string(),
-        _ => "api_error".to_string(),
-    };
-    let message = match err.get("message") {
-        Some(Value::String(m)) => m.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    };
-    (kind, message)
-}
+/// The Responses API answers HTTP errors exactly as Chat Completions does.
+pub use super::openai_errors::{error_json, parse_error};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn error_json_shape() {
-        let v = error_json(ErrorKind::Overloaded, "busy", None, None);
-        assert_eq!(
-            v,
-            json!({"error":{"message":"busy","type":"server_error","param":null,"code":null}})
-        );
-        let v = error_json(
-            ErrorKind::InvalidRequest,
-            "bad",
-            Some("input[0]"),
-            Some("x"),
-        );
-        assert_eq!(v["error"]["param"], "input[0]");
-        assert_eq!(v["error"]["code"], "x");
-    }
-
-    #[test]
-    fn parse_error_shapes() {
-        assert_eq!(
-            parse_error(
-                br#"{"error":{"message":"No such item","type":"invalid_request_error","param":"input","code":null}}"#
-            ),
-            Some(("invalid_request_error".into(), "No such item".into()))
-        );
-        assert_eq!(
-            parse_error(br#"{"error":{"message":"m","type":"","code":"rate_limit_exceeded"}}"#),
-            Some(("rate_limit_exceeded".into(), "m".into()))
-        );
-        assert_eq!(
-            parse_error(br#"{"error":"plain"}"#),
-            Some(("api_error".into(), "plain".into()))
-        );
-        assert_eq!(parse_error(b"<html>"), None);
-    }
 
     #[test]
     fn state_defaults_to_openai_store_default() {
