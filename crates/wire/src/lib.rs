@@ -5,4 +5,5 @@
 
 pub mod canonical;
 pub mod dialect;
+mod fields;
 pub mod sse;

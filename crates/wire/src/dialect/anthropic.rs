@@ -34,6 +34,7 @@ const MIN_THINKING_BUDGET: u32 = 1024;
 /// Flat token cost of one image in the local estimate (a ~1.2 megapixel image costs about this).
 const IMAGE_TOKENS: u64 = 1600;
 
+use crate::fields::{missing, take_bool, take_f64, take_object, take_string, wrong_type};
 type Obj = Map<String, Value>;
 
 // ---------------------------------------------------------------------------------------------
@@ -1110,58 +1111,9 @@ pub fn count_tokens_json(input_tokens: u64) -> Value {
 // Value helpers
 // ---------------------------------------------------------------------------------------------
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn wrong_type(path: &str, expected: &str, got: &Value) -> WireError {
-    WireError::at(path, format!("expected {expected}, got {}", type_name(got)))
-}
-
-fn missing(parent: &str, field: &str) -> WireError {
-    WireError::at(
-        format!("{parent}.{field}"),
-        format!("missing required field `{field}`"),
-    )
-}
-
 /// Removes a field that may be absent or null; any other value is kept verbatim.
 fn take_present(obj: &mut Obj, key: &str) -> Option<Value> {
     obj.remove(key).filter(|v| !v.is_null())
-}
-
-fn take_string(obj: &mut Obj, key: &str, path: &str) -> Result<Option<String>, WireError> {
-    match obj.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(wrong_type(path, "a string", &other)),
-    }
-}
-
-fn take_bool(obj: &mut Obj, key: &str, path: &str) -> Result<Option<bool>, WireError> {
-    match obj.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(b)),
-        Some(other) => Err(wrong_type(path, "a boolean", &other)),
-    }
-}
-
-fn take_f64(obj: &mut Obj, key: &str, path: &str) -> Result<Option<f64>, WireError> {
-    match obj.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .map(Some)
-            .ok_or_else(|| WireError::at(path, "number out of range")),
-        Some(other) => Err(wrong_type(path, "a number", &other)),
-    }
 }
 
 fn take_u32(obj: &mut Obj, key: &str, path: &str) -> Result<Option<u32>, WireError> {
@@ -1173,14 +1125,6 @@ fn take_u32(obj: &mut Obj, key: &str, path: &str) -> Result<Option<u32>, WireErr
             .map(Some)
             .ok_or_else(|| WireError::at(path, "expected a non-negative integer")),
         Some(other) => Err(wrong_type(path, "an integer", &other)),
-    }
-}
-
-fn take_object(obj: &mut Obj, key: &str, path: &str) -> Result<Option<Obj>, WireError> {
-    match obj.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(o)) => Ok(Some(o)),
-        Some(other) => Err(wrong_type(path, "an object", &other)),
     }
 }
 

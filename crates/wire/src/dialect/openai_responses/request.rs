@@ -19,6 +19,7 @@ use crate::canonical::{
     ResponseFormat, Role, TextPart, Tool, ToolCall, ToolChoice, WireError,
 };
 
+use crate::fields::{opt_bool, opt_f64, opt_string, opt_u32, req_str};
 type Obj = Map<String, Value>;
 
 pub fn parse_request(body: &[u8]) -> Result<Request, WireError> {
@@ -128,50 +129,6 @@ pub fn parse_request(body: &[u8]) -> Result<Request, WireError> {
 // ---------------------------------------------------------------------------------------------
 // Scalars
 // ---------------------------------------------------------------------------------------------
-
-fn opt_u32(v: &Value, path: &str) -> Result<Option<u32>, WireError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Number(n) => n
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .map(Some)
-            .ok_or_else(|| WireError::at(path, "must be a non-negative integer")),
-        _ => Err(WireError::at(path, "must be an integer")),
-    }
-}
-
-fn opt_f64(v: &Value, path: &str) -> Result<Option<f64>, WireError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Number(n) => Ok(n.as_f64()),
-        _ => Err(WireError::at(path, "must be a number")),
-    }
-}
-
-fn opt_bool(v: &Value, path: &str) -> Result<Option<bool>, WireError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Bool(b) => Ok(Some(*b)),
-        _ => Err(WireError::at(path, "must be a boolean")),
-    }
-}
-
-fn opt_string(v: Value, path: &str) -> Result<Option<String>, WireError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s)),
-        _ => Err(WireError::at(path, "must be a string")),
-    }
-}
-
-fn req_str<'a>(obj: &'a Obj, key: &str, path: &str) -> Result<&'a str, WireError> {
-    match obj.get(key) {
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(WireError::at(format!("{path}.{key}"), "must be a string")),
-        None => Err(WireError::at(format!("{path}.{key}"), "is required")),
-    }
-}
 
 /// `reasoning: {effort, summary, …}`: effort is canonical, the rest stays for a Responses upstream.
 fn parse_reasoning(v: Value) -> Result<(Option<Reasoning>, Option<Obj>), WireError> {
