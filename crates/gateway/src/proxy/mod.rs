@@ -231,6 +231,41 @@ impl Proxy {
         }))
     }
 
+    /// Asks the provider's own token-counting endpoint and relays its answer.
+    async fn forward_count(
+        &self,
+        ctx: &mut Ctx,
+        cand: &crate::router::Candidate,
+        dialect: Dialect,
+        body: Vec<u8>,
+    ) -> Result<Response, GatewayError> {
+        let provider = &cand.provider;
+        ctx.served = Some((provider.name().to_string(), cand.upstream_model.clone()));
+        let target = upstream::Target {
+            dialect,
+            op: Operation::CountTokens,
+            model: &cand.upstream_model,
+            stream: false,
+        };
+        let resp = upstream::send(
+            &self.client,
+            ctx,
+            provider,
+            &target,
+            body,
+            self.timeouts.first_byte,
+            &self.instance_id,
+        )
+        .await?;
+        if !resp.status().is_success() {
+            return Err(upstream::error_response(resp, provider, dialect)
+                .await
+                .error);
+        }
+        let bytes = upstream::read_all(resp, provider, self.timeouts.idle).await?;
+        Ok(json_response(bytes))
+    }
+
     /// `POST /v1beta/models/{model}:countTokens`: asked of Gemini when it serves the model,
     /// otherwise estimated locally (and the response says so in `x-ekai-token-count`).
     async fn count_tokens_gemini(
@@ -252,31 +287,9 @@ impl Proxy {
             .iter()
             .find(|c| c.provider.dialect() == Dialect::Gemini)
         {
-            let provider = &cand.provider;
-            ctx.served = Some((provider.name().to_string(), cand.upstream_model.clone()));
-            let target = upstream::Target {
-                dialect: Dialect::Gemini,
-                op: Operation::CountTokens,
-                model: &cand.upstream_model,
-                stream: false,
-            };
-            let resp = upstream::send(
-                &self.client,
-                ctx,
-                provider,
-                &target,
-                body.to_vec(),
-                self.timeouts.first_byte,
-                &self.instance_id,
-            )
-            .await?;
-            if !resp.status().is_success() {
-                return Err(upstream::error_response(resp, provider, Dialect::Gemini)
-                    .await
-                    .error);
-            }
-            let bytes = upstream::read_all(resp, provider, self.timeouts.idle).await?;
-            return Ok(json_response(bytes));
+            return self
+                .forward_count(ctx, cand, Dialect::Gemini, body.to_vec())
+                .await;
         }
         if let Some(c) = plan.first() {
             ctx.served = Some((c.provider.name().to_string(), c.upstream_model.clone()));
@@ -305,33 +318,11 @@ impl Proxy {
             .iter()
             .find(|c| c.provider.dialect() == Dialect::Anthropic)
         {
-            let provider = &cand.provider;
-            ctx.served = Some((provider.name().to_string(), cand.upstream_model.clone()));
             let rw = body::rewrite(&body, &cand.upstream_model, false)
                 .ok_or_else(|| bad_body(Dialect::Anthropic, &body))?;
-            let target = upstream::Target {
-                dialect: Dialect::Anthropic,
-                op: Operation::CountTokens,
-                model: &cand.upstream_model,
-                stream: false,
-            };
-            let resp = upstream::send(
-                &self.client,
-                ctx,
-                provider,
-                &target,
-                rw.body,
-                self.timeouts.first_byte,
-                &self.instance_id,
-            )
-            .await?;
-            if !resp.status().is_success() {
-                return Err(upstream::error_response(resp, provider, Dialect::Anthropic)
-                    .await
-                    .error);
-            }
-            let bytes = upstream::read_all(resp, provider, self.timeouts.idle).await?;
-            return Ok(json_response(bytes));
+            return self
+                .forward_count(ctx, cand, Dialect::Anthropic, rw.body)
+                .await;
         }
         if let Some(c) = plan.first() {
             ctx.served = Some((c.provider.name().to_string(), c.upstream_model.clone()));
