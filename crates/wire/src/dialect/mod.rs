@@ -3,5 +3,5 @@
 pub mod anthropic;
 pub mod gemini;
 pub mod openai_chat;
-mod openai_errors;
+mod openai_common;
 pub mod openai_responses;

@@ -14,4 +14,4 @@ pub use response::{parse_response, response_to_json};
 pub use stream::{Decoder, Encoder};
 pub use usage::{is_usage_only_chunk, usage_from_chunk, usage_from_response};
 
-pub use super::openai_errors::{error_json, parse_error};
+pub use super::openai_common::{error_json, parse_error};

@@ -60,7 +60,7 @@ pub fn request_state(req: &Request) -> ResponsesState {
 }
 
 /// The Responses API answers HTTP errors exactly as Chat Completions does.
-pub use super::openai_errors::{error_json, parse_error};
+pub use super::openai_common::{error_json, parse_error};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]

@@ -6,8 +6,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::canonical::{
-    ContentBlock, Dialect, Extra, FunctionTool, ImageSource, Message, Reasoning, Request,
-    ResponseFormat, Role, TextPart, Tool, ToolCall, ToolChoice, WireError,
+    ContentBlock, Dialect, Extra, ImageSource, Message, Reasoning, Request, ResponseFormat, Role,
+    TextPart, Tool, ToolCall, ToolChoice, WireError,
 };
 
 use crate::fields::{opt_bool, opt_f64, opt_string, opt_u32, req_str};
@@ -169,29 +169,9 @@ fn parse_tools(v: Value) -> Result<Vec<Tool>, WireError> {
                 ));
             };
             let fpath = format!("{path}.function");
-            let name = req_str(func, "name", &fpath)?.to_string();
-            let description = match func.get("description") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(d)) => Some(d.clone()),
-                Some(_) => {
-                    return Err(WireError::at(
-                        format!("{fpath}.description"),
-                        "must be a string",
-                    ));
-                }
-            };
-            let strict = opt_bool(
-                func.get("strict").unwrap_or(&Value::Null),
-                &format!("{fpath}.strict"),
-            )?;
-            Ok(Tool::Function(FunctionTool {
-                name,
-                description,
-                // Null stands for "omitted": OpenAI then treats the function as taking no arguments.
-                parameters: func.get("parameters").cloned().unwrap_or(Value::Null),
-                strict,
-                cache_control: None,
-            }))
+            Ok(Tool::Function(super::super::openai_common::function_tool(
+                func, &fpath,
+            )?))
         })
         .collect()
 }

@@ -259,7 +259,7 @@ impl StreamDecoder for Decoder {
         };
         if let Some(err) = chunk.error {
             let (kind, message) = match err {
-                Value::Object(o) => super::super::openai_errors::error_fields(&o),
+                Value::Object(o) => super::super::openai_common::error_fields(&o),
                 Value::String(m) => ("api_error".to_string(), m),
                 other => ("api_error".to_string(), other.to_string()),
             };

@@ -15,8 +15,8 @@ use serde_json::{Map, Value, json};
 
 use super::{DIALECT, is_content_part_type};
 use crate::canonical::{
-    ContentBlock, Dialect, Extra, FunctionTool, ImageSource, Message, Reasoning, Request,
-    ResponseFormat, Role, TextPart, Tool, ToolCall, ToolChoice, WireError,
+    ContentBlock, Dialect, Extra, ImageSource, Message, Reasoning, Request, ResponseFormat, Role,
+    TextPart, Tool, ToolCall, ToolChoice, WireError,
 };
 
 use crate::fields::{opt_bool, opt_f64, opt_string, opt_u32, req_str};
@@ -228,28 +228,9 @@ fn parse_tools(v: Value) -> Result<Vec<Tool>, WireError> {
                 }
                 _ => (&obj, path),
             };
-            let name = req_str(func, "name", &fpath)?.to_string();
-            let description = match func.get("description") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(d)) => Some(d.clone()),
-                Some(_) => {
-                    return Err(WireError::at(
-                        format!("{fpath}.description"),
-                        "must be a string",
-                    ));
-                }
-            };
-            let strict = opt_bool(
-                func.get("strict").unwrap_or(&Value::Null),
-                &format!("{fpath}.strict"),
-            )?;
-            Ok(Tool::Function(FunctionTool {
-                name,
-                description,
-                parameters: func.get("parameters").cloned().unwrap_or(Value::Null),
-                strict,
-                cache_control: None,
-            }))
+            Ok(Tool::Function(super::super::openai_common::function_tool(
+                func, &fpath,
+            )?))
         })
         .collect()
 }

@@ -1,8 +1,36 @@
-//! The error object both OpenAI APIs (Chat Completions and Responses) use, shared by their two
-//! dialect modules. It is not a dialect: it converts nothing to or from the canonical model.
+//! What both OpenAI APIs (Chat Completions and Responses) define the same way, shared by their two
+//! dialect modules: the error object and the function definition of a tool. It is not a dialect.
 
-use crate::canonical::ErrorKind;
+use crate::canonical::{ErrorKind, FunctionTool, WireError};
+use crate::fields::{Obj, opt_bool, req_str};
 use serde_json::{Map, Value, json};
+
+/// A function definition `{name, description?, parameters?, strict?}` at `path`.
+pub(super) fn function_tool(func: &Obj, path: &str) -> Result<FunctionTool, WireError> {
+    let name = req_str(func, "name", path)?.to_string();
+    let description = match func.get("description") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) => Some(d.clone()),
+        Some(_) => {
+            return Err(WireError::at(
+                format!("{path}.description"),
+                "must be a string",
+            ));
+        }
+    };
+    let strict = opt_bool(
+        func.get("strict").unwrap_or(&Value::Null),
+        &format!("{path}.strict"),
+    )?;
+    Ok(FunctionTool {
+        name,
+        description,
+        // Null stands for "omitted": OpenAI then treats the function as taking no arguments.
+        parameters: func.get("parameters").cloned().unwrap_or(Value::Null),
+        strict,
+        cache_control: None,
+    })
+}
 
 /// An OpenAI-shaped error body: `{"error":{"message","type","param","code"}}`.
 pub fn error_json(
