@@ -21,7 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Gateway, MockHandle, mock_and_gateway};
+use common::{
+    DirLock, Gateway, MockHandle, installer_command, mock_and_gateway, npm_install_cached,
+    run_install_step,
+};
 use serde_json::Value;
 use tokio::process::Command;
 use tokio::sync::OnceCell;
@@ -32,8 +35,6 @@ const PROMPT: &str = "Say hello to the gateway";
 const TOOL_ANSWER: &str = "Tool result received: 18C and sunny";
 /// Longest a single client script may run.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
-/// Longest an installer (venv + pip, npm) may run.
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
 
 fn sdk_src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk")
@@ -61,7 +62,7 @@ async fn toolchains() -> &'static Toolchains {
             let cache = cache_dir();
             std::fs::create_dir_all(&cache).map_err(|e| format!("create {cache:?}: {e}"))?;
             // Other test processes (another `cargo test`, nextest) may set up concurrently.
-            let lock = FileLock::acquire(cache.join("setup.lock")).await?;
+            let lock = DirLock::acquire(cache.join("setup.lock")).await?;
             let python = setup_python(&cache).await?;
             let node_dir = setup_node(&cache).await?;
             drop(lock);
@@ -71,89 +72,6 @@ async fn toolchains() -> &'static Toolchains {
     match r {
         Ok(t) => t,
         Err(e) => panic!("SDK toolchain setup failed:\n{e}"),
-    }
-}
-
-/// A cross-process lock: a directory created atomically, holding the owner's pid; removed on drop.
-/// A lock left by a dead process (or older than the install timeout) is taken over.
-/// (`std::fs::File::lock` would do, but needs Rust 1.89 and the MSRV is lower.)
-struct FileLock(PathBuf);
-
-impl FileLock {
-    async fn acquire(path: PathBuf) -> Result<FileLock, String> {
-        let start = std::time::Instant::now();
-        loop {
-            match std::fs::create_dir(&path) {
-                Ok(()) => {
-                    let _ = std::fs::write(path.join("pid"), std::process::id().to_string());
-                    return Ok(FileLock(path));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    if Self::stale(&path) {
-                        let _ = std::fs::remove_dir_all(&path);
-                        continue;
-                    }
-                    if start.elapsed() > INSTALL_TIMEOUT {
-                        return Err(format!(
-                            "setup lock {path:?} still held after {INSTALL_TIMEOUT:?}"
-                        ));
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => return Err(format!("create lock {path:?}: {e}")),
-            }
-        }
-    }
-
-    fn stale(path: &Path) -> bool {
-        let old = std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > INSTALL_TIMEOUT);
-        let dead_owner = cfg!(target_os = "linux")
-            && std::fs::read_to_string(path.join("pid"))
-                .ok()
-                .and_then(|p| p.trim().parse::<u32>().ok())
-                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
-        old || dead_owner
-    }
-}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The environment for installers: the developer's (proxies, registry config), minus API keys.
-fn installer_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut cmd = Command::new(program);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().to_string();
-        if k.starts_with("OPENAI_") || k.starts_with("ANTHROPIC_") || k.starts_with("EKAI_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.stdin(Stdio::null()).kill_on_drop(true);
-    cmd
-}
-
-/// Runs an installer step; Err carries the command and its full output.
-async fn run_step(what: &str, mut cmd: Command) -> Result<(), String> {
-    let out = tokio::time::timeout(INSTALL_TIMEOUT, cmd.output())
-        .await
-        .map_err(|_| format!("{what}: timed out after {INSTALL_TIMEOUT:?}"))?
-        .map_err(|e| format!("{what}: could not start: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what}: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
     }
 }
 
@@ -173,7 +91,7 @@ async fn setup_python(cache: &Path) -> Result<PathBuf, String> {
     }
     let mut cmd = installer_command("python3");
     cmd.arg("-m").arg("venv").arg(&venv);
-    run_step("python3 -m venv", cmd).await?;
+    run_install_step("python3 -m venv", cmd).await?;
     let mut cmd = installer_command(&python);
     cmd.args([
         "-m",
@@ -184,46 +102,16 @@ async fn setup_python(cache: &Path) -> Result<PathBuf, String> {
         "-r",
     ])
     .arg(&req_src);
-    run_step("pip install -r requirements.txt", cmd).await?;
+    run_install_step("pip install -r requirements.txt", cmd).await?;
     std::fs::write(&stamp, &req).map_err(|e| format!("write {stamp:?}: {e}"))?;
     Ok(python)
 }
 
-/// `npm install` of package.json (+ package-lock.json) into the cache, redone only when either
-/// changed. The
-/// scripts are copied next to `node_modules` on every run (ES modules resolve packages relative
-/// to the script file).
+/// The Node SDKs, installed by `npm_install_cached`; the scripts are copied next to
+/// `node_modules` on every run (ES modules resolve packages relative to the script file).
 async fn setup_node(cache: &Path) -> Result<PathBuf, String> {
     let src = sdk_src().join("node");
-    let dir = cache.join("node");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("create {dir:?}: {e}"))?;
-    let pkg_src = src.join("package.json");
-    let pkg = std::fs::read_to_string(&pkg_src).map_err(|e| format!("read {pkg_src:?}: {e}"))?;
-    // The committed lock file pins the transitive dependencies; it is part of the stamp.
-    let lock = std::fs::read_to_string(src.join("package-lock.json")).ok();
-    let wanted = format!("{pkg}\n{}", lock.as_deref().unwrap_or(""));
-    let stamp = dir.join("ekai-package.stamp");
-    let fresh = dir.join("node_modules").is_dir()
-        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str());
-    if !fresh {
-        let _ = std::fs::remove_file(&stamp);
-        let _ = std::fs::remove_file(dir.join("package-lock.json"));
-        if dir.join("node_modules").exists() {
-            std::fs::remove_dir_all(dir.join("node_modules"))
-                .map_err(|e| format!("remove node_modules: {e}"))?;
-        }
-        std::fs::write(dir.join("package.json"), &pkg)
-            .map_err(|e| format!("write package.json: {e}"))?;
-        if let Some(lock) = &lock {
-            std::fs::write(dir.join("package-lock.json"), lock)
-                .map_err(|e| format!("write package-lock.json: {e}"))?;
-        }
-        let mut cmd = installer_command("npm");
-        cmd.args(["install", "--no-audit", "--no-fund"])
-            .current_dir(&dir);
-        run_step("npm install", cmd).await?;
-        std::fs::write(&stamp, &wanted).map_err(|e| format!("write {stamp:?}: {e}"))?;
-    }
+    let dir = npm_install_cached(&src, &cache.join("node")).await?;
     for entry in std::fs::read_dir(&src).map_err(|e| format!("read {src:?}: {e}"))? {
         let path = entry.map_err(|e| e.to_string())?.path();
         if path.extension().is_some_and(|e| e == "mjs") {
