@@ -200,7 +200,36 @@ impl Record {
         if let Some(h) = self.hold.take() {
             h.settle(self.data.cost.map(|c| c.total));
         }
-        self.sink.submit(self.data.clone());
+        // Written once: move the record out, leaving an allocation-free husk behind.
+        let husk = self.data.clone_scalars();
+        self.sink.submit(std::mem::replace(&mut self.data, husk));
+    }
+}
+
+impl UsageRecord {
+    /// A copy of the fixed-size fields with every string empty (no allocation).
+    fn clone_scalars(&self) -> UsageRecord {
+        UsageRecord {
+            request_id: String::new(),
+            attempt: self.attempt,
+            started_at: self.started_at,
+            client_key_id: None,
+            client_dialect: self.client_dialect,
+            requested_model: String::new(),
+            provider: String::new(),
+            upstream_model: String::new(),
+            status: self.status,
+            error_kind: None,
+            error: None,
+            usage: self.usage,
+            usage_estimated: self.usage_estimated,
+            cost: self.cost,
+            streamed: self.streamed,
+            client_disconnected: self.client_disconnected,
+            first_byte: self.first_byte,
+            total: self.total,
+            payment_method: self.payment_method,
+        }
     }
 }
 
