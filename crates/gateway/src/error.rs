@@ -189,6 +189,24 @@ impl GatewayError {
         e
     }
 
+    /// A Sapphire-mode refusal or failure. The code also leads the message, so dialects without a
+    /// code field (Anthropic, Gemini) carry it too.
+    pub fn sapphire(
+        status: StatusCode,
+        code: &'static str,
+        message: impl std::fmt::Display,
+    ) -> Self {
+        let (kind, origin) = match status.as_u16() {
+            401 => (ErrorKind::Authentication, Origin::Client),
+            403 => (ErrorKind::PermissionDenied, Origin::Client),
+            404 => (ErrorKind::NotFound, Origin::Client),
+            400..=499 => (ErrorKind::InvalidRequest, Origin::Client),
+            503 => (ErrorKind::Api, Origin::Upstream),
+            _ => (ErrorKind::Api, Origin::Internal),
+        };
+        Self::new(kind, status, format!("{code}: {message}"), origin).with_code(code)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(
             ErrorKind::Api,

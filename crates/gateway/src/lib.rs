@@ -12,4 +12,5 @@ pub mod ledger;
 pub mod providers;
 pub mod proxy;
 pub mod router;
+pub mod sapphire;
 pub mod server;

@@ -56,6 +56,21 @@ pub fn build_state_full(
     ledger: Option<Ledger>,
     clients: Arc<Registry>,
 ) -> anyhow::Result<Arc<AppState>> {
+    build_state_sapphire(
+        config,
+        ledger,
+        clients,
+        Arc::new(crate::sapphire::Sapphire::disabled()),
+    )
+}
+
+/// As [`build_state_full`], with the Sapphire state (key pair, control plane).
+pub fn build_state_sapphire(
+    config: &Config,
+    ledger: Option<Ledger>,
+    clients: Arc<Registry>,
+    sapphire: Arc<crate::sapphire::Sapphire>,
+) -> anyhow::Result<Arc<AppState>> {
     let providers = config
         .providers
         .iter()
@@ -98,7 +113,8 @@ pub fn build_state_full(
             .with_ledger(ledger)
             .with_live(Some(live))
             .with_admin_token(config.auth.admin_token.clone())
-            .with_clients(clients),
+            .with_clients(clients)
+            .with_sapphire(sapphire),
     ))
 }
 
@@ -171,7 +187,17 @@ pub async fn open_clients(
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let ledger = open_ledger(&config).await?;
     let clients = open_clients(&config, ledger.clone()).await?;
-    let state = build_state_full(&config, ledger.clone(), clients)?;
+    let sapphire = Arc::new(
+        crate::sapphire::Sapphire::open(
+            &config.rofl,
+            config.sapphire.as_ref(),
+            http_client(&config)?,
+        )
+        .await
+        .context("starting Sapphire mode")?,
+    );
+    sapphire.log_startup();
+    let state = build_state_sapphire(&config, ledger.clone(), clients, sapphire)?;
     let app = api::router(Arc::clone(&state));
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(addr)

@@ -7,6 +7,7 @@ mod dashboard;
 mod error;
 mod generate;
 mod info;
+mod sapphire;
 mod stats;
 mod usage;
 
@@ -38,6 +39,8 @@ pub struct AppState {
     /// Flipped to true when the server begins to shut down: ends the open `/admin/stream`s so that
     /// graceful shutdown does not wait for them forever.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// The X25519 key of sealed secrets and, in Sapphire mode, the control plane.
+    pub sapphire: Arc<crate::sapphire::Sapphire>,
 }
 
 impl AppState {
@@ -52,6 +55,7 @@ impl AppState {
             live: None,
             admin_token: None,
             stopping: tokio::sync::watch::Sender::new(false),
+            sapphire: Arc::new(crate::sapphire::Sapphire::disabled()),
         }
     }
 
@@ -70,6 +74,11 @@ impl AppState {
 
     pub fn with_ledger(mut self, ledger: Option<Ledger>) -> Self {
         self.ledger = ledger;
+        self
+    }
+
+    pub fn with_sapphire(mut self, sapphire: Arc<crate::sapphire::Sapphire>) -> Self {
+        self.sapphire = sapphire;
         self
     }
 
@@ -138,6 +147,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .delete(admin_clients::revoke),
         )
         .route("/admin/clients/{id}/rotate", post(admin_clients::rotate))
+        .route("/rofl/public-key", get(sapphire::public_key))
         .fallback(info::not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

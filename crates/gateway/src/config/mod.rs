@@ -5,8 +5,10 @@
 //! [`Config`] and never looks at the environment itself.
 
 mod raw;
+mod sapphire;
 mod secret;
 
+pub use sapphire::{RoflConfig, SapphireConfig, parse_address};
 pub use secret::Secret;
 
 use ekai_wire::canonical::Dialect;
@@ -105,13 +107,16 @@ pub struct ProviderConfig {
     pub key_env: String,
     /// Models declared in the config file, in addition to the built-in list.
     pub models: Vec<String>,
+    /// Sapphire mode: each caller's key for this provider comes sealed from the control plane, so
+    /// the provider is usable without a key of the gateway's own (which is then never sent).
+    pub sealed_keys: bool,
 }
 
 impl ProviderConfig {
     /// A provider is usable when it has a key, or when it is a self-declared endpoint that needs none
     /// (a local vLLM, LM Studio …).
     pub fn is_configured(&self) -> bool {
-        self.api_key.is_some() || self.kind == ProviderKind::Compatible
+        self.api_key.is_some() || self.sealed_keys || self.kind == ProviderKind::Compatible
     }
 }
 
@@ -307,6 +312,10 @@ pub struct Config {
     /// The dashboard's listener.
     pub ui: UiConfig,
     pub auth: AuthConfig,
+    /// Where the X25519 key of sealed secrets comes from (ROFL daemon or `ROFL_PRIVATE_KEY`).
+    pub rofl: RoflConfig,
+    /// Sapphire mode: on when a control-plane address is configured.
+    pub sapphire: Option<SapphireConfig>,
 }
 
 /// The dashboard listener (`[ui]`, `UI_PORT`): loopback:3000 unless configured.
@@ -449,6 +458,13 @@ impl Config {
             },
         };
         let auth = build_auth(&raw.auth, &get, host, ledger.is_some())?;
+        let rofl = sapphire::build_rofl(&get)?;
+        let sapphire = sapphire::build_sapphire(&raw.sapphire, &get, ledger.is_some())?;
+        if sapphire.is_some() {
+            for p in &mut providers {
+                p.sealed_keys = true;
+            }
+        }
 
         Ok(Config {
             host,
@@ -465,6 +481,8 @@ impl Config {
             ledger,
             ui,
             auth,
+            rofl,
+            sapphire,
         })
     }
 
@@ -737,6 +755,7 @@ fn build_provider<'a>(
         api_key,
         key_env: key_envs.first().cloned().unwrap_or_default(),
         models: over.models.unwrap_or_default(),
+        sealed_keys: false,
     })
 }
 

@@ -29,6 +29,31 @@ pub struct RawConfig {
     pub ui: RawUi,
     #[serde(default)]
     pub auth: RawAuth,
+    #[serde(default)]
+    pub sapphire: RawSapphire,
+}
+
+/// `[sapphire]`: Oasis Sapphire/ROFL mode (sealed provider keys, on-chain permissions, receipts).
+/// On when a control-plane address is set (here or `EKAI_CONTROL_PLANE_ADDRESS`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSapphire {
+    /// `EkaiControlPlane` contract address (`EKAI_CONTROL_PLANE_ADDRESS` wins).
+    pub control_plane_address: Option<String>,
+    /// EVM JSON-RPC URL (`SAPPHIRE_RPC_URL` wins).
+    pub rpc_url: Option<String>,
+    /// `SAPPHIRE_CHAIN_ID` wins; 23295 testnet, 23294 mainnet.
+    pub chain_id: Option<u64>,
+    /// How long chain reads (pause flag, permissions, sealed keys) are reused, in ms.
+    pub cache_ms: Option<u64>,
+    /// Longest wallet session a login may ask for, in seconds.
+    pub max_session_secs: Option<u64>,
+    /// Receipts sent per round of the outbox sender.
+    pub receipt_batch_size: Option<usize>,
+    /// Longest wait between two attempts at an unsent receipt, in ms.
+    pub receipt_max_backoff_ms: Option<u64>,
+    /// Gas limit of one `logReceipt` transaction.
+    pub receipt_gas_limit: Option<u64>,
 }
 
 /// `[ui]`: the dashboard's own listener (it is also served under `/dashboard` on the API port).
