@@ -39,6 +39,16 @@ pub struct UsageRecord {
     pub total: Duration,
     /// `api_key` today; `x402` once pay-per-request lands.
     pub payment_method: &'static str,
+    /// Sapphire mode: who the on-chain usage receipt names (a completed attempt with parties gets
+    /// a receipt in the outbox, written with its ledger row).
+    pub receipt: Option<Parties>,
+}
+
+/// The two addresses of a Sapphire receipt: `owner` pays, `delegate` called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parties {
+    pub owner: [u8; 20],
+    pub delegate: [u8; 20],
 }
 
 /// Where finished records go. Implementations must return at once.
@@ -229,6 +239,7 @@ impl UsageRecord {
             first_byte: self.first_byte,
             total: self.total,
             payment_method: self.payment_method,
+            receipt: self.receipt,
         }
     }
 }

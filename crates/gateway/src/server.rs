@@ -197,7 +197,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .context("starting Sapphire mode")?,
     );
     sapphire.log_startup();
-    let state = build_state_sapphire(&config, ledger.clone(), clients, sapphire)?;
+    let state = build_state_sapphire(&config, ledger.clone(), clients, Arc::clone(&sapphire))?;
+    let outbox = start_receipt_sender(&config, &sapphire, ledger.as_ref(), &state)?;
     let app = api::router(Arc::clone(&state));
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -261,6 +262,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     api_result?;
     ui_result?;
+    if let Some(task) = outbox {
+        // Unsent receipts stay in the outbox for the next start; the sender only stops polling.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
     if let Some(ledger) = ledger {
         tracing::info!(
             "draining the usage ledger (deadline {}s)",
@@ -285,6 +290,36 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Sapphire mode: the background task sending the outbox's receipts (None when not in Sapphire
+/// mode or when this process cannot send them; they then wait in the outbox).
+fn start_receipt_sender(
+    config: &Config,
+    sapphire: &crate::sapphire::Sapphire,
+    ledger: Option<&Ledger>,
+    state: &AppState,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let (Some(cfg), Some(ledger)) = (&config.sapphire, ledger) else {
+        return Ok(None);
+    };
+    let rofl = if sapphire.key.inside_rofl {
+        Some(crate::sapphire::rofl::RoflClient::new(&config.rofl.socket)?)
+    } else {
+        None
+    };
+    let Some(sender) = crate::sapphire::outbox::Sender::new(
+        ledger.store().clone(),
+        cfg,
+        rofl,
+        http_client(config)?,
+    ) else {
+        return Ok(None);
+    };
+    let stop = state.stopping.subscribe();
+    #[allow(clippy::disallowed_methods)] // joined (with a deadline) after the listeners stop
+    let task = tokio::spawn(sender.run(stop));
+    Ok(Some(task))
 }
 
 /// Resolves once `state.stopping` is true.

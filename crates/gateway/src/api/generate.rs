@@ -98,8 +98,13 @@ async fn run(
             .as_ref()
             .filter(|c| !c.upstream_keys.is_empty())
             .map(|c| Arc::clone(&c.upstream_keys)),
+        sealed: None,
     };
     let result = async {
+        if s.sapphire.enabled() {
+            let caller = sapphire_caller(client.as_deref())?;
+            ctx.sealed = Some((Arc::clone(&s.sapphire), caller));
+        }
         if parts
             .headers
             .get(HOP_HEADER)
@@ -143,6 +148,28 @@ async fn run(
     }
     h.insert("x-ekai-attempts", HeaderValue::from(ctx.attempts));
     resp
+}
+
+/// Sapphire mode: the caller is a logged-in wallet (the delegate); the owner whose keys and
+/// permissions apply is its `api_address` preference, else the wallet itself.
+fn sapphire_caller(client: Option<&Client>) -> Result<crate::sapphire::Caller, GatewayError> {
+    let Some(delegate) = client.and_then(crate::clients::wallet::wallet_of) else {
+        return Err(GatewayError::sapphire(
+            http::StatusCode::UNAUTHORIZED,
+            "WALLET_LOGIN_REQUIRED",
+            "this gateway runs in Sapphire mode: log in with a wallet (POST /auth/login with an EIP-712 signed Login message) and send the token as `Authorization: Bearer ekw_…`",
+        ));
+    };
+    let owner = match client.and_then(|c| c.policy.api_address.as_deref()) {
+        None => delegate,
+        Some(a) => a.trim().parse().map_err(|_| {
+            GatewayError::invalid(
+                "your api_address preference is not an EVM address (0x + 40 hex digits); fix it with PUT /user/preferences",
+            )
+            .with_param(Some("api_address".into()))
+        })?,
+    };
+    Ok(crate::sapphire::Caller { owner, delegate })
 }
 
 async fn read_body(

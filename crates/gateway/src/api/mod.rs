@@ -148,6 +148,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/admin/clients/{id}/rotate", post(admin_clients::rotate))
         .route("/rofl/public-key", get(sapphire::public_key))
+        .route("/auth/login", post(sapphire::login))
         .fallback(info::not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

@@ -9,6 +9,7 @@
 pub mod key;
 pub mod limits;
 pub mod seal;
+pub mod wallet;
 
 use crate::accounting::{Budget as BudgetTrait, Hold, Sink, UsageRecord};
 use crate::config::{AuthConfig, AuthMode, Secret};
@@ -174,6 +175,8 @@ pub struct Registry {
     loaded_at: AtomicI64,
     reloading: tokio::sync::Mutex<()>,
     counters: Mutex<HashMap<String, limits::Counters>>,
+    /// Wallet sessions already looked up (Sapphire mode).
+    wallets: wallet::Sessions,
 }
 
 fn now_secs() -> u64 {
@@ -192,6 +195,7 @@ impl Registry {
             loaded_at: AtomicI64::new(0),
             reloading: tokio::sync::Mutex::new(()),
             counters: Mutex::new(HashMap::new()),
+            wallets: wallet::Sessions::default(),
         };
         r.reload().await?;
         Ok(r)
@@ -208,6 +212,7 @@ impl Registry {
             loaded_at: AtomicI64::new(0),
             reloading: tokio::sync::Mutex::new(()),
             counters: Mutex::new(HashMap::new()),
+            wallets: wallet::Sessions::default(),
         }
     }
 

@@ -181,6 +181,13 @@ impl Attempt<'_> {
                 first_byte: None,
                 total: Default::default(),
                 payment_method: "api_key",
+                receipt: ctx
+                    .sealed
+                    .as_ref()
+                    .map(|(_, c)| crate::accounting::Parties {
+                        owner: c.owner.into_array(),
+                        delegate: c.delegate.into_array(),
+                    }),
             },
             self.cand.price.clone(),
             Arc::clone(&self.proxy.sink),

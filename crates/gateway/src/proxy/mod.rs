@@ -68,6 +68,25 @@ pub struct Ctx {
     pub client_budget: Option<Arc<dyn crate::accounting::Budget>>,
     /// The calling client's own upstream keys by provider name: used instead of the gateway's.
     pub upstream_keys: Option<Arc<std::collections::HashMap<String, crate::config::Secret>>>,
+    /// Sapphire mode: the control plane and the caller whose on-chain permissions and sealed keys
+    /// apply. Every candidate is checked, and its key opened, before it is tried; the gateway's
+    /// own keys are never used.
+    pub sealed: Option<(Arc<crate::sapphire::Sapphire>, crate::sapphire::Caller)>,
+}
+
+impl Ctx {
+    /// Sapphire mode: checks `provider`/`model` for the caller on chain and makes the caller's own
+    /// key the one sent to `provider`. Outside Sapphire mode, nothing.
+    async fn open_sealed_key(&mut self, provider: &str, model: &str) -> Result<(), GatewayError> {
+        let Some((sapphire, caller)) = self.sealed.clone() else {
+            return Ok(());
+        };
+        let key = sapphire.upstream_key(&caller, provider, model).await?;
+        let mut keys = std::collections::HashMap::new();
+        keys.insert(provider.to_string(), key);
+        self.upstream_keys = Some(Arc::new(keys));
+        Ok(())
+    }
 }
 
 fn now_secs() -> u64 {
@@ -166,6 +185,19 @@ impl Proxy {
                 soonest = Some(soonest.map_or(wait, |s| s.min(wait)));
                 continue;
             }
+            if let Err(e) = ctx
+                .open_sealed_key(cand.provider.name(), &inbound.model)
+                .await
+            {
+                // Another provider of the model may hold a permitted key; anything else (paused,
+                // delegate refused, chain down) holds for every candidate.
+                if matches!(e.code, Some("MODEL_NOT_ALLOWED" | "SECRET_NOT_FOUND")) {
+                    tracing::debug!(provider = cand.provider.name(), "sealed key: {}", e.message);
+                    last = Some(e);
+                    continue;
+                }
+                return Err(e);
+            }
             ctx.attempts += 1;
             ctx.served = Some((
                 cand.provider.name().to_string(),
@@ -240,6 +272,8 @@ impl Proxy {
         body: Vec<u8>,
     ) -> Result<Response, GatewayError> {
         let provider = &cand.provider;
+        let model = ctx.requested_model.clone().unwrap_or_default();
+        ctx.open_sealed_key(provider.name(), &model).await?;
         ctx.served = Some((provider.name().to_string(), cand.upstream_model.clone()));
         let target = upstream::Target {
             dialect,

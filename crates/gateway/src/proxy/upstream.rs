@@ -79,6 +79,18 @@ pub async fn send(
         .header(HOP_HEADER, instance_id)
         .body(body);
     // A client with its own key for this provider: the same headers, with its key.
+    if ctx.sealed.is_some()
+        && !ctx
+            .upstream_keys
+            .as_ref()
+            .is_some_and(|k| k.contains_key(provider.name()))
+    {
+        // Sapphire mode never falls back to the gateway's own key.
+        return Err(GatewayError::internal(format!(
+            "Sapphire mode: no caller key was opened for provider '{}'",
+            provider.name()
+        )));
+    }
     let own = ctx
         .upstream_keys
         .as_ref()

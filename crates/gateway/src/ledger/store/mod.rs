@@ -54,6 +54,8 @@ macro_rules! bind_args {
 
 mod clients;
 pub use clients::ClientRow;
+mod sapphire;
+pub use sapphire::{OutboxRow, SessionRow};
 
 #[derive(Debug, Clone)]
 pub enum Arg {
@@ -572,6 +574,16 @@ impl Store {
     /// Inserts `rows` and adds them to the hourly and daily rollups in ONE transaction: either all
     /// of the batch is visible (rows and sums agree) or none of it.
     pub async fn insert_batch(&self, rows: &[Row]) -> Result<(), sqlx::Error> {
+        self.insert_batch_with_receipts(rows, &[]).await
+    }
+
+    /// As [`Store::insert_batch`], with the batch's Sapphire receipts queued in the outbox in the
+    /// same transaction: a usage row and its receipt are written together or not at all.
+    pub async fn insert_batch_with_receipts(
+        &self,
+        rows: &[Row],
+        receipts: &[OutboxRow],
+    ) -> Result<(), sqlx::Error> {
         debug_assert!(fixed_chunks(rows).iter().map(|c| c.len()).sum::<usize>() == rows.len());
         if rows.is_empty() {
             return Ok(());
@@ -636,6 +648,21 @@ impl Store {
                     }
                     q.execute(&mut *tx).await?;
                 }
+            }
+            let sql = placeholders(pg, sapphire::OUTBOX_INSERT);
+            for o in receipts {
+                sqlx::query(&sql)
+                    .bind(&o.request_id)
+                    .bind(&o.request_hash)
+                    .bind(&o.owner)
+                    .bind(&o.delegate)
+                    .bind(&o.provider_id)
+                    .bind(&o.model_id)
+                    .bind(o.prompt_tokens)
+                    .bind(o.completion_tokens)
+                    .bind(o.timestamp_ms)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await
         })
