@@ -165,7 +165,11 @@ pub async fn open_clients(
     let reg = Registry::open(auth, ledger)
         .await
         .context("loading client keys")?;
-    if reg.keys_required() && reg.master_key().is_none() {
+    // Wallet clients (Sapphire mode) authenticate with session tokens, not hashed keys.
+    if reg.keys_required()
+        && reg.master_key().is_none()
+        && reg.all().iter().any(|c| c.key_prefix != "wallet")
+    {
         anyhow::bail!(
             "{} client key(s) exist in the database but EKAI_MASTER_KEY is not set: keys cannot be checked without it",
             reg.len()

@@ -164,6 +164,7 @@ impl Proxy {
         let mut last: Option<GatewayError> = None;
         let mut soonest: Option<Duration> = None;
         let mut all_held = true;
+        let mut sealed_refusal: Option<GatewayError> = None;
         for cand in &plan {
             if ctx.attempts >= settings.max_attempts {
                 break;
@@ -193,7 +194,8 @@ impl Proxy {
                 // delegate refused, chain down) holds for every candidate.
                 if matches!(e.code, Some("MODEL_NOT_ALLOWED" | "SECRET_NOT_FOUND")) {
                     tracing::debug!(provider = cand.provider.name(), "sealed key: {}", e.message);
-                    last = Some(e);
+                    // The preferred provider's refusal is the one worth reporting.
+                    sealed_refusal.get_or_insert(e);
                     continue;
                 }
                 return Err(e);
@@ -241,7 +243,7 @@ impl Proxy {
                 }
             }
         }
-        Err(last.unwrap_or_else(|| {
+        Err(last.or(sealed_refusal).unwrap_or_else(|| {
             let retry_in = soonest.unwrap_or(Duration::from_secs(1)).as_secs().max(1);
             // Every provider asked us to wait: that is a rate limit, as the client would have seen
             // from the provider itself; open circuits are an outage.

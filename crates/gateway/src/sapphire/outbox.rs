@@ -220,7 +220,13 @@ impl Sender {
         }
         // Then send the batch back to back, and wait for their receipts.
         let mut pending = Vec::new();
+        let mut down: Option<String> = None;
         for r in to_send {
+            if let Some(why) = &down {
+                // The node refused the previous one: the rest waits (with backoff) too.
+                self.fail(&r, why, true).await;
+                continue;
+            }
             let Some(data) = calldata(&r) else {
                 self.fail(&r, "unreadable outbox row", false).await;
                 continue;
@@ -238,9 +244,9 @@ impl Sender {
                     pending.push((r, pt));
                 }
                 Err(e) => {
-                    self.fail(&r, &format!("sending failed: {e}"), true).await;
-                    // The node is likely down: the rest of the batch waits for the next round.
-                    break;
+                    let why = format!("sending failed: {e}");
+                    self.fail(&r, &why, true).await;
+                    down = Some(why);
                 }
             }
         }
