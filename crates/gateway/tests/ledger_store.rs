@@ -561,3 +561,92 @@ async fn clients_are_stored_updated_and_their_spend_summed(db: &TestDb) {
     );
 }
 both!(clients_are_stored_updated_and_their_spend_summed);
+
+/// Sapphire mode's tables (migration 0004): receipts enter the outbox in the ledger's transaction
+/// (completed attempts with parties only, once per request hash), move through sent/failed/mined,
+/// and wallet sessions refuse a reused (wallet, nonce).
+async fn sapphire_outbox_and_sessions(db: &TestDb) {
+    use ekai_gateway::accounting::Parties;
+    use ekai_gateway::ledger::store::{OutboxRow, SessionRow};
+    let s = db.open().await;
+    let parties = Parties {
+        owner: [0x11; 20],
+        delegate: [0x22; 20],
+    };
+    let base = now_ms() - 60_000;
+    let mut recs: Vec<UsageRecord> = (0..4)
+        .map(|i| record(i, base + i as i64, "openai", "gpt-4o-mini", true))
+        .collect();
+    recs[0].receipt = Some(parties);
+    recs[1].receipt = Some(parties);
+    recs[2].receipt = Some(parties);
+    recs[2].status = 429;
+    recs[2].error_kind = Some("rate_limit_error".into());
+    let rows: Vec<store::Row> = recs.iter().map(store::Row::from_record).collect();
+    let receipts: Vec<OutboxRow> = recs.iter().filter_map(OutboxRow::from_record).collect();
+    assert_eq!(receipts.len(), 2, "only completed attempts with parties");
+    let r0 = &receipts[0];
+    assert_eq!(r0.owner, format!("0x{}", "11".repeat(20)));
+    assert_eq!(r0.prompt_tokens, recs[0].usage.input_tokens as i64);
+    assert_eq!(r0.completion_tokens, recs[0].usage.output_tokens as i64);
+    let expected = ekai_gateway::sapphire::ids::request_hash(
+        [0x11; 20].into(),
+        [0x22; 20].into(),
+        ekai_gateway::sapphire::ids::provider_id("openai"),
+        ekai_gateway::sapphire::ids::model_id("gpt-4o-mini"),
+        base as u64,
+    );
+    assert_eq!(r0.request_hash, format!("{expected:#x}"));
+    s.insert_batch_with_receipts(&rows, &receipts)
+        .await
+        .unwrap();
+    // The same receipts again (a retried batch) do not duplicate.
+    s.insert_batch_with_receipts(&rows[..1], &receipts[..1])
+        .await
+        .unwrap();
+    let all = s.outbox_all().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(s.count_records().await.unwrap(), 5);
+    let now = now_ms();
+    let due = s.outbox_due(now, 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    s.outbox_failed(due[0].id, "node down", now + 60_000, true)
+        .await
+        .unwrap();
+    let due2 = s.outbox_due(now, 10).await.unwrap();
+    assert_eq!(due2.len(), 1);
+    assert_eq!(due2[0].id, due[1].id);
+    s.outbox_sent(due[1].id, "0xabc").await.unwrap();
+    s.outbox_mined(due[1].id, None, now).await.unwrap();
+    let all = s.outbox_all().await.unwrap();
+    assert_eq!(
+        (
+            all[0].attempts,
+            all[0].last_error.as_deref(),
+            all[0].mined_at
+        ),
+        (1, Some("node down"), None)
+    );
+    assert_eq!(all[1].tx_hash.as_deref(), Some("0xabc"));
+    assert!(all[1].sent_at.is_some() && all[1].mined_at == Some(now));
+    assert_eq!(s.outbox_counts().await.unwrap(), (1, 1));
+    assert!(s.outbox_due(now + 120_000, 10).await.unwrap().len() == 1);
+
+    let session = SessionRow {
+        token_hash: "h1".into(),
+        wallet: "0xabc".into(),
+        client_id: "w_abc".into(),
+        nonce: "nonce-0001".into(),
+        created_at: now,
+        expires_at: now + 1000,
+    };
+    assert!(s.insert_session(&session).await.unwrap());
+    let replay = SessionRow {
+        token_hash: "h2".into(),
+        ..session.clone()
+    };
+    assert!(!s.insert_session(&replay).await.unwrap(), "nonce reused");
+    assert_eq!(s.session("h1").await.unwrap(), Some(session));
+    assert_eq!(s.session("h2").await.unwrap(), None);
+}
+both!(sapphire_outbox_and_sessions);

@@ -264,3 +264,128 @@ impl Sender {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::accounting::{Parties, UsageRecord};
+    use crate::ledger::store::Row;
+    use crate::sapphire::rofl::fake;
+    use ekai_wire::canonical::{Dialect, Usage};
+
+    fn record(id: &str) -> UsageRecord {
+        UsageRecord {
+            request_id: id.into(),
+            attempt: 1,
+            started_at: std::time::SystemTime::now(),
+            client_key_id: None,
+            client_dialect: Dialect::OpenAiChat,
+            requested_model: "gpt-4o-mini".into(),
+            provider: "openai".into(),
+            upstream_model: "gpt-4o-mini".into(),
+            status: 200,
+            error_kind: None,
+            error: None,
+            usage: Usage {
+                input_tokens: 21,
+                output_tokens: 7,
+                ..Usage::default()
+            },
+            usage_estimated: false,
+            cost: None,
+            streamed: false,
+            client_disconnected: false,
+            first_byte: None,
+            total: Duration::from_millis(5),
+            payment_method: "api_key",
+            receipt: Some(Parties {
+                owner: [0xaa; 20],
+                delegate: [0xbb; 20],
+            }),
+        }
+    }
+
+    fn config() -> SapphireConfig {
+        SapphireConfig {
+            rpc_url: "http://127.0.0.1:9".into(),
+            chain_id: 31337,
+            control_plane: [0xcc; 20],
+            cache: Duration::from_millis(10),
+            max_session: Duration::from_secs(3600),
+            receipt_batch_size: 8,
+            receipt_max_backoff: Duration::from_secs(1),
+            receipt_gas_limit: 123_456,
+            gateway_key: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn inside_rofl_receipts_go_through_sign_submit() {
+        let appd = fake::start().await;
+        let dir = appd.socket.parent().unwrap().to_path_buf();
+        let store = Store::open(&format!("sqlite://{}/outbox.db", dir.display()))
+            .await
+            .unwrap();
+        let add = |id: &'static str| {
+            let store = store.clone();
+            async move {
+                let r = record(id);
+                let o = OutboxRow::from_record(&r).unwrap();
+                store
+                    .insert_batch_with_receipts(&[Row::from_record(&r)], &[o])
+                    .await
+                    .unwrap();
+            }
+        };
+        add("req_1").await;
+        let rofl = RoflClient::new(&appd.socket).unwrap();
+        let sender = Sender::new(store.clone(), &config(), Some(rofl), reqwest::Client::new())
+            .expect("a sender inside ROFL");
+        sender
+            .round(store.outbox_due(now_ms(), 8).await.unwrap())
+            .await;
+        let rows = store.outbox_all().await.unwrap();
+        assert!(rows[0].mined_at.is_some(), "{rows:?}");
+        let seen = appd.seen.lock().unwrap().clone();
+        let (what, body) = &seen[0];
+        assert_eq!(what, "tx/sign-submit");
+        assert_eq!(body["encrypt"], true);
+        assert_eq!(body["tx"]["kind"], "eth");
+        let data = &body["tx"]["data"];
+        assert_eq!(data["to"], "cc".repeat(20));
+        assert_eq!(data["gas_limit"], 123_456);
+        assert_eq!(data["value"], 0);
+        let calldata = alloy_primitives::hex::decode(data["data"].as_str().unwrap()).unwrap();
+        let call = IEkaiControlPlane::logReceiptCall::abi_decode(&calldata).unwrap();
+        assert_eq!(call.owner, Address::repeat_byte(0xaa));
+        assert_eq!(call.delegate, Address::repeat_byte(0xbb));
+        assert_eq!(call.providerId, crate::sapphire::ids::provider_id("openai"));
+        assert_eq!(call.modelId, crate::sapphire::ids::model_id("gpt-4o-mini"));
+        assert_eq!((call.promptTokens, call.completionTokens), (21, 7));
+        assert_eq!(format!("{:#x}", call.requestHash), rows[0].request_hash);
+
+        // A failed call stays pending, with the daemon's reason and a later retry.
+        *appd.sign_submit_reply.lock().unwrap() = "a1646661696ca364636f646508666d6f64756c656365766d676d6573736167657272657665727465643a20614a416f4c773d3d".into();
+        add("req_2").await;
+        sender
+            .round(store.outbox_due(now_ms(), 8).await.unwrap())
+            .await;
+        let rows = store.outbox_all().await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows[1].mined_at.is_none());
+        assert_eq!(rows[1].attempts, 1);
+        assert!(rows[1].last_error.as_deref().unwrap().contains("reverted"));
+        assert!(rows[1].next_attempt_at > now_ms());
+        assert!(store.outbox_due(now_ms(), 8).await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let now = now_ms();
+        let d = |a| backoff(a, Duration::from_secs(60)) - now;
+        assert!((1000..1100).contains(&d(0)));
+        assert!((4000..4100).contains(&d(2)));
+        assert!((60_000..60_100).contains(&d(20)));
+    }
+}
