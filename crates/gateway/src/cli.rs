@@ -213,6 +213,7 @@ fn check(config: &Config) -> anyhow::Result<()> {
     writeln!(out, "providers:")?;
     for p in &config.providers {
         let state = match (&p.api_key, p.is_configured()) {
+            _ if p.sealed_keys => "callers' sealed keys (Sapphire mode)".to_string(),
             (Some(_), _) => format!("key set ({})", p.key_env),
             (None, true) => "no key needed".to_string(),
             (None, false) => format!("not configured: set {}", p.key_env),
@@ -224,6 +225,15 @@ fn check(config: &Config) -> anyhow::Result<()> {
             p.dialect.as_str(),
             p.base_url,
             state
+        )?;
+    }
+    if let Some(s) = &config.sapphire {
+        writeln!(
+            out,
+            "sapphire: control plane 0x{} on chain {} via {}",
+            alloy_primitives::hex::encode(s.control_plane),
+            s.chain_id,
+            s.rpc_url
         )?;
     }
     Ok(())

@@ -102,12 +102,17 @@ impl AppState {
 ///    `/chat/completions`, `/responses`, `/user/preferences`): reloads the client cache when stale,
 ///    authenticates the key when keys are required (401 in the path's dialect otherwise), then
 ///    applies the client's rate limits (429 with `Retry-After`), and puts the `Client` in the
-///    request's extensions. In open mode it lets everything through untouched. In keys mode it
+///    request's extensions. A wallet session token (`ekw_…`, Sapphire mode) is authenticated in
+///    every mode. In open mode it lets everything else through untouched. In keys mode it
 ///    also requires the admin token on `/usage` and `/budget` (everyone's usage, the global cap).
 /// 2. The handlers. Handlers read their own bodies within `body_limit` so that an oversized or
 ///    malformed body is answered in the client's dialect; axum's default body limit is therefore
 ///    disabled. `generate` applies the client's model policy once the body is read, and the proxy
-///    admits the client's budget beside the gateway's; the ledger records the client id.
+///    admits the client's budget beside the gateway's; the ledger records the client id. In
+///    Sapphire mode `generate` requires a wallet client (401 `WALLET_LOGIN_REQUIRED`) and the
+///    proxy checks each candidate on chain before trying it.
+///
+/// `/rofl/public-key` is public; `/auth/login` checks its own EIP-712 signature.
 ///
 /// `/admin/clients*` checks the admin token in its handlers (404 when none is configured);
 /// `dashboard::guard` protects `/admin/stats/*` and `/admin/stream` (admin token, or loopback peers
