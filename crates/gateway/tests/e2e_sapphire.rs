@@ -2,7 +2,12 @@
 //! a control-plane contract compiled from `tests/chain/EkaiControlPlane.sol`. Permissions and
 //! sealed keys are read from the chain, the opened key is the one the mock receives, and usage
 //! receipts land on chain with exact values, also across an anvil restart and a gateway kill -9.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 
@@ -201,28 +206,38 @@ impl World {
     }
 
     fn gateway(&self) -> Gateway {
+        self.gateway_in(None)
+    }
+
+    /// The gateway; `rofl_socket`: "inside ROFL", with the daemon at that socket (no local keys).
+    fn gateway_in(&self, rofl_socket: Option<&std::path::Path>) -> Gateway {
         let openai = format!("{}/v1", self.mock.base_url());
         let db = format!("sqlite://{}", self.db.display());
         let contract = format!("{:#x}", self.contract);
         let rofl = alloy_primitives::hex::encode(self.rofl_key);
         let gw_key = alloy_primitives::hex::encode(self.gateway_signer.to_bytes());
         let chain = CHAIN_ID.to_string();
-        Gateway::start_with_args(
-            &[
-                ("OPENAI_API_KEY", GATEWAY_OWN_KEY),
-                ("EKAI_OPENAI_BASE_URL", &openai),
-                ("EKAI_ANTHROPIC_BASE_URL", &self.mock.base_url()),
-                ("DATABASE_URL", &db),
-                ("EKAI_CONTROL_PLANE_ADDRESS", &contract),
-                ("SAPPHIRE_RPC_URL", &self.anvil.url),
-                ("SAPPHIRE_CHAIN_ID", &chain),
-                ("ROFL_PRIVATE_KEY", &rofl),
+        let base = self.mock.base_url();
+        let mut env: Vec<(&str, &str)> = vec![
+            ("OPENAI_API_KEY", GATEWAY_OWN_KEY),
+            ("EKAI_OPENAI_BASE_URL", &openai),
+            ("EKAI_ANTHROPIC_BASE_URL", &base),
+            ("DATABASE_URL", &db),
+            ("EKAI_CONTROL_PLANE_ADDRESS", &contract),
+            ("SAPPHIRE_RPC_URL", &self.anvil.url),
+            ("SAPPHIRE_CHAIN_ID", &chain),
+            ("RUST_LOG", "info,ekai_gateway::sapphire=debug"),
+        ];
+        let socket = rofl_socket.map(|p| p.to_str().unwrap().to_string());
+        match &socket {
+            Some(path) => env.push(("ROFL_SOCKET_PATH", path)),
+            None => env.extend([
+                ("ROFL_PRIVATE_KEY", rofl.as_str()),
                 ("ROFL_SOCKET_PATH", "/nonexistent/rofl-appd.sock"),
-                ("SAPPHIRE_GATEWAY_PRIVATE_KEY", &gw_key),
-                ("RUST_LOG", "info,ekai_gateway::sapphire=debug"),
-            ],
-            &["--config", self.config.to_str().unwrap()],
-        )
+                ("SAPPHIRE_GATEWAY_PRIVATE_KEY", gw_key.as_str()),
+            ]),
+        }
+        Gateway::start_with_args(&env, &["--config", self.config.to_str().unwrap()])
     }
 
     async fn owner_sends(&self, data: Vec<u8>) {
@@ -734,4 +749,144 @@ async fn receipts_survive_an_anvil_restart_and_a_gateway_kill_9() {
     // Still exactly four: nothing was sent twice.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(w.receipt_count().await, 4);
+}
+
+/// A stand-in for `rofl-appd` on a UNIX socket: `keys/generate` answers a fixed key, and
+/// `tx/sign-submit` signs the EVM call with the app's key (here: a local signer the contract knows
+/// as its gateway) and submits it to anvil, answering the CBOR call result as the daemon does.
+struct FakeAppd {
+    socket: PathBuf,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeAppd {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn fake_appd(key: [u8; 32], app: DynProvider) -> FakeAppd {
+    use axum::Json;
+    use axum::extract::State;
+    use axum::routing::post;
+    use std::sync::{Arc, Mutex};
+    type St = (Arc<Mutex<Vec<serde_json::Value>>>, DynProvider, [u8; 32]);
+    async fn generate(
+        State((seen, _, key)): State<St>,
+        Json(v): Json<serde_json::Value>,
+    ) -> Json<serde_json::Value> {
+        assert_eq!(
+            v,
+            json!({"key_id": "ekai-gateway-encryption-key", "kind": "raw-256"})
+        );
+        seen.lock().unwrap().push(v);
+        Json(json!({"key": alloy_primitives::hex::encode(key)}))
+    }
+    async fn sign_submit(
+        State((seen, app, _)): State<St>,
+        Json(v): Json<serde_json::Value>,
+    ) -> Json<serde_json::Value> {
+        use alloy_network::TransactionBuilder;
+        use alloy_provider::Provider;
+        seen.lock().unwrap().push(v.clone());
+        let d = &v["tx"]["data"];
+        assert_eq!(v["tx"]["kind"], "eth");
+        let to: Address = format!("0x{}", d["to"].as_str().unwrap()).parse().unwrap();
+        let input = alloy_primitives::hex::decode(d["data"].as_str().unwrap()).unwrap();
+        let tx = <alloy_network::Ethereum as alloy_network::Network>::TransactionRequest::default()
+            .with_to(to)
+            .with_input(alloy_primitives::Bytes::from(input))
+            .with_gas_limit(d["gas_limit"].as_u64().unwrap());
+        let ok = match app.send_transaction(tx).await {
+            Ok(p) => p.get_receipt().await.map(|r| r.status()).unwrap_or(false),
+            Err(_) => false,
+        };
+        // {"ok": h''} or {"fail": {"code": 8, "module": "evm", "message": "reverted: …"}}
+        let data = if ok {
+            "a1626f6b40"
+        } else {
+            "a1646661696ca364636f646508666d6f64756c656365766d676d6573736167657272657665727465643a20614a416f4c773d3d"
+        };
+        Json(json!({"data": data}))
+    }
+    let socket = scratch_dir().join("rofl-appd.sock");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let router = axum::Router::new()
+        .route("/rofl/v1/keys/generate", post(generate))
+        .route("/rofl/v1/tx/sign-submit", post(sign_submit))
+        .with_state((Arc::clone(&seen), app, key));
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    FakeAppd { socket, seen, task }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inside_rofl_the_key_and_the_receipts_go_through_the_daemon() {
+    if common::chain::skipped("inside_rofl_the_key_and_the_receipts_go_through_the_daemon") {
+        return;
+    }
+    let w = World::new(100).await;
+    let raw = random32();
+    let appd = fake_appd(raw, w.anvil.provider(w.gateway_signer.clone())).await;
+    let gw = w.gateway_in(Some(&appd.socket));
+    let r = get(&format!("{}/rofl/public-key", gw.url), &[]).await;
+    let v = r.json();
+    assert_eq!(
+        (v["isInsideRofl"].clone(), v["isAvailable"].clone()),
+        (json!(true), json!(true)),
+        "{v}"
+    );
+    // The daemon's key, clamped, is the gateway's X25519 secret.
+    let mut clamped = raw;
+    clamped[0] &= 248;
+    clamped[31] &= 127;
+    clamped[31] |= 64;
+    let expected =
+        x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(clamped)).to_bytes();
+    assert_eq!(
+        v["publicKey"],
+        format!("0x{}", alloy_primitives::hex::encode(expected))
+    );
+    w.grant_all(expected).await;
+    let token = login(&gw, &w.delegate).await;
+    let bearer = format!("Bearer {token}");
+    assert_eq!(
+        client_put(
+            &format!("{}/user/preferences", gw.url),
+            &bearer,
+            json!({"api_address": format!("{:#x}", w.owner.address())})
+        )
+        .await,
+        200
+    );
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[("authorization", bearer.as_str())],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    w.wait_receipts(1, Duration::from_secs(30)).await;
+    let seen = appd.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1]["encrypt"], true);
+    assert_eq!(
+        seen[1]["tx"]["data"]["to"],
+        alloy_primitives::hex::encode(w.contract)
+    );
+    let store = w.store().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = store.outbox_all().await.unwrap();
+        // The daemon reports the call result, not a hash: mined, without a tx hash.
+        if o.len() == 1 && o[0].mined_at.is_some() {
+            assert_eq!(o[0].tx_hash, None);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "outbox: {o:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
