@@ -695,27 +695,16 @@ async fn receipts_survive_an_anvil_restart_and_a_gateway_kill_9() {
     assert_eq!(r.status, 200, "{}", r.text);
     w.wait_receipts(1, Duration::from_secs(30)).await;
 
-    // The node goes down: requests are still served (cached reads), receipts wait in the outbox.
-    w.anvil.stop();
-    for _ in 0..3 {
-        let r = post(&chat_url, &auth, &chat("gpt-4o-mini")).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-    }
+    // The node goes down: requests are still served (cached reads), receipts wait in the outbox,
+    // and land once it is back, from the same gateway process.
     let store = w.store().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let o = store.outbox_all().await.unwrap();
-        let failed = o
-            .iter()
-            .filter(|r| r.mined_at.is_none() && r.attempts > 0)
-            .count();
-        if o.len() == 4 && failed == 3 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "outbox: {o:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // The gateway dies without a chance to clean up, then the node and the gateway come back.
+    outage(&mut w, &chat_url, &auth, &store, 2).await;
+    w.anvil.start_again().await;
+    w.wait_receipts(3, Duration::from_secs(30)).await;
+
+    // Down again, and this time the gateway dies without a chance to clean up while receipts are
+    // pending; then the node and a new gateway process come back.
+    outage(&mut w, &chat_url, &auth, &store, 2).await;
     let st = std::process::Command::new("kill")
         .args(["-9", &gw.pid().to_string()])
         .status()
@@ -726,29 +715,54 @@ async fn receipts_survive_an_anvil_restart_and_a_gateway_kill_9() {
     w.anvil.start_again().await;
     assert_eq!(
         w.receipt_count().await,
-        1,
+        3,
         "the node kept its state across the restart"
     );
     let _gw2 = w.gateway();
-    w.wait_receipts(4, Duration::from_secs(60)).await;
+    w.wait_receipts(5, Duration::from_secs(60)).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let o = store.outbox_all().await.unwrap();
-        if o.iter()
-            .all(|r| r.mined_at.is_some() && r.tx_hash.is_some())
+        if o.len() == 5
+            && o.iter()
+                .all(|r| r.mined_at.is_some() && r.tx_hash.is_some())
         {
             let mut hashes: Vec<&str> = o.iter().map(|r| r.request_hash.as_str()).collect();
             hashes.sort();
             hashes.dedup();
-            assert_eq!(hashes.len(), 4);
+            assert_eq!(hashes.len(), 5);
             break;
         }
         assert!(std::time::Instant::now() < deadline, "outbox: {o:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Still exactly four: nothing was sent twice.
+    // Still exactly five: nothing was sent twice.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(w.receipt_count().await, 4);
+    assert_eq!(w.receipt_count().await, 5);
+}
+
+/// Stops the node, serves `n` requests (from cached chain reads) and waits until each of their
+/// receipts has failed to send at least once.
+async fn outage(w: &mut World, chat_url: &str, auth: &[(&str, &str)], store: &Store, n: usize) {
+    w.anvil.stop();
+    let before = store.outbox_all().await.unwrap().len();
+    for _ in 0..n {
+        let r = post(chat_url, auth, &chat("gpt-4o-mini")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let o = store.outbox_all().await.unwrap();
+        let failed = o
+            .iter()
+            .filter(|r| r.mined_at.is_none() && r.attempts > 0)
+            .count();
+        if o.len() == before + n && failed == n {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "outbox: {o:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A stand-in for `rofl-appd` on a UNIX socket: `keys/generate` answers a fixed key, and

@@ -90,7 +90,14 @@ impl Sender {
                 };
                 tracing::info!("receipts are sent from {}", signer.address());
                 let url = reqwest::Url::parse(&cfg.rpc_url).ok()?;
+                // The nonce is asked of the node for every transaction ("pending" count), never
+                // cached: a send that failed during an outage must not leave a gap that strands
+                // every later receipt in the mempool.
                 let provider = ProviderBuilder::new()
+                    .disable_recommended_fillers()
+                    .with_gas_estimation()
+                    .with_simple_nonce_management()
+                    .with_chain_id(cfg.chain_id)
                     .wallet(EthereumWallet::from(signer))
                     .connect_reqwest(http, url)
                     .erased();
