@@ -904,3 +904,65 @@ async fn inside_rofl_the_key_and_the_receipts_go_through_the_daemon() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Figures, not a check: time of sequential chat requests through a plain gateway and through
+/// Sapphire mode with warm and with no chain-read cache (every request then reads the chain four
+/// times). `cargo test -p ekai-gateway --test e2e_sapphire -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; prints figures"]
+async fn measure_sapphire_overhead() {
+    if common::chain::skipped("measure_sapphire_overhead") {
+        return;
+    }
+    const N: u32 = 200;
+    async fn run(url: &str, auth: &[(&str, &str)]) -> Duration {
+        let chat_url = format!("{url}/v1/chat/completions");
+        for _ in 0..10 {
+            assert_eq!(
+                post(&chat_url, auth, &chat("gpt-4o-mini")).await.status,
+                200
+            );
+        }
+        let t = std::time::Instant::now();
+        for _ in 0..N {
+            let r = post(&chat_url, auth, &chat("gpt-4o-mini")).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+        t.elapsed() / N
+    }
+    let openai = |w: &World| format!("{}/v1", w.mock.base_url());
+    for cache_ms in [600_000u64, 0] {
+        let w = World::new(cache_ms).await;
+        // The same ledger (SQLite) for both, so the difference is Sapphire mode's own work.
+        let plain_db = format!("sqlite://{}/plain.db", scratch_dir().display());
+        let plain = Gateway::start(&[
+            ("OPENAI_API_KEY", OWNER_KEY),
+            ("EKAI_OPENAI_BASE_URL", &openai(&w)),
+            ("DATABASE_URL", &plain_db),
+        ]);
+        let base = run(&plain.url, &[]).await;
+        let gw = w.gateway();
+        let pk = public_key(&gw).await;
+        w.grant_all(pk).await;
+        let token = login(&gw, &w.delegate).await;
+        let bearer = format!("Bearer {token}");
+        assert_eq!(
+            client_put(
+                &format!("{}/user/preferences", gw.url),
+                &bearer,
+                json!({"api_address": format!("{:#x}", w.owner.address())})
+            )
+            .await,
+            200
+        );
+        let sapphire = run(&gw.url, &[("authorization", bearer.as_str())]).await;
+        eprintln!(
+            "FIGURES cache_ms={cache_ms}: plain gateway {:.2} ms/request, Sapphire mode {:.2} ms/request (+{:.2} ms)",
+            base.as_secs_f64() * 1e3,
+            sapphire.as_secs_f64() * 1e3,
+            (sapphire.as_secs_f64() - base.as_secs_f64()) * 1e3
+        );
+        w.wait_receipts(u64::from(N) + 10, Duration::from_secs(120))
+            .await;
+    }
+}

@@ -162,18 +162,23 @@ impl Sapphire {
             return Err(GatewayError::internal("Sapphire mode is not configured"));
         };
         let chain = &m.chain;
-        if chain.is_paused().await.map_err(unavailable)? {
+        let (pid, mid) = (ids::provider_id(provider), ids::model_id(model));
+        // The four reads go out together (one round trip when none is cached); their answers are
+        // judged in this order, so the first refusal reported is the most general one.
+        let (paused, delegate, permitted, secret) = tokio::join!(
+            chain.is_paused(),
+            chain.is_delegate_permitted(caller.owner, caller.delegate),
+            chain.is_model_permitted(caller.owner, pid, mid),
+            chain.secret(caller.owner, pid),
+        );
+        if paused.map_err(unavailable)? {
             return Err(GatewayError::sapphire(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SAPPHIRE_PAUSED",
                 "the control plane is paused by its administrator; no request is served until it is unpaused",
             ));
         }
-        if !chain
-            .is_delegate_permitted(caller.owner, caller.delegate)
-            .await
-            .map_err(unavailable)?
-        {
+        if !delegate.map_err(unavailable)? {
             return Err(GatewayError::sapphire(
                 StatusCode::FORBIDDEN,
                 "DELEGATE_NOT_PERMITTED",
@@ -183,12 +188,7 @@ impl Sapphire {
                 ),
             ));
         }
-        let (pid, mid) = (ids::provider_id(provider), ids::model_id(model));
-        if !chain
-            .is_model_permitted(caller.owner, pid, mid)
-            .await
-            .map_err(unavailable)?
-        {
+        if !permitted.map_err(unavailable)? {
             return Err(GatewayError::sapphire(
                 StatusCode::FORBIDDEN,
                 "MODEL_NOT_ALLOWED",
@@ -199,7 +199,7 @@ impl Sapphire {
             )
             .with_param(Some("model".into())));
         }
-        let Some(sealed) = chain.secret(caller.owner, pid).await.map_err(unavailable)? else {
+        let Some(sealed) = secret.map_err(unavailable)? else {
             return Err(GatewayError::sapphire(
                 StatusCode::NOT_FOUND,
                 "SECRET_NOT_FOUND",
