@@ -57,7 +57,8 @@ pub struct Policy {
     /// Monthly cap in USD; None = no cap of its own (the gateway's cap still applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_usd: Option<Decimal>,
-    /// `PUT /user/preferences`: where the client says it reaches the gateway (informational).
+    /// `PUT /user/preferences`: in Sapphire mode, the owner address whose on-chain keys and
+    /// permissions a wallet client uses (delegation); informational otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_address: Option<String>,
 }
