@@ -648,5 +648,8 @@ async fn sapphire_outbox_and_sessions(db: &TestDb) {
     assert!(!s.insert_session(&replay).await.unwrap(), "nonce reused");
     assert_eq!(s.session("h1").await.unwrap(), Some(session));
     assert_eq!(s.session("h2").await.unwrap(), None);
+    assert_eq!(s.delete_expired_sessions(now + 500).await.unwrap(), 0);
+    assert_eq!(s.delete_expired_sessions(now + 2000).await.unwrap(), 1);
+    assert_eq!(s.session("h1").await.unwrap(), None);
 }
 both!(sapphire_outbox_and_sessions);

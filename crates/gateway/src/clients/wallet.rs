@@ -114,6 +114,9 @@ impl Registry {
         if !fresh {
             return Err(LoginRefusal::Replayed);
         }
+        if let Err(e) = store.delete_expired_sessions(now_ms()).await {
+            tracing::debug!("wallet sessions: removing expired ones failed: {e}");
+        }
         Ok(token)
     }
 

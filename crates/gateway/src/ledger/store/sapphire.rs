@@ -245,6 +245,21 @@ impl Store {
         })
     }
 
+    /// Forgets sessions that expired before `now_ms`. Their nonces may go too: a login message is
+    /// only accepted before its `expiresAt`, which is the session's expiry, so it cannot be replayed.
+    pub async fn delete_expired_sessions(&self, now_ms: i64) -> Result<u64, sqlx::Error> {
+        dispatch!(self, |pool, pg| {
+            let r = sqlx::query(&placeholders(
+                pg,
+                "DELETE FROM wallet_sessions WHERE expires_at < ?",
+            ))
+            .bind(now_ms)
+            .execute(pool)
+            .await?;
+            Ok(r.rows_affected())
+        })
+    }
+
     pub async fn session(&self, token_hash: &str) -> Result<Option<SessionRow>, sqlx::Error> {
         dispatch!(self, |pool, pg| {
             let r = sqlx::query(&placeholders(
