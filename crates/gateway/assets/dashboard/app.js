@@ -36,22 +36,50 @@ const svgEl = (tag, attrs) => {
 };
 
 // ---------- API ----------
-function token() { return sessionStorage.getItem("ekai-admin-token") || ""; }
+// Signed-in state lives in an httpOnly session cookie set by POST /admin/login: this script never
+// holds the admin token after the sign-in request, and the cookie rides along with fetch and EventSource.
+const session = { authRequired: false, signedIn: true, clients: false };
 async function api(path, opts = {}) {
-  const headers = Object.assign({}, opts.headers || {});
-  if (token()) headers["Authorization"] = "Bearer " + token();
-  const r = await fetch(path, Object.assign({}, opts, { headers }));
-  if (r.status === 401) { $("#login").hidden = false; throw new Error("the admin token is required"); }
+  const r = await fetch(path, Object.assign({ credentials: "same-origin" }, opts));
+  if (r.status === 401) { needSignIn(); throw new Error("sign in with the admin token"); }
+  if (r.status === 204) return null;
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error((body.error && body.error.message) || ("HTTP " + r.status));
   return body;
 }
-$("#login").addEventListener("submit", (e) => {
+function needSignIn() {
+  session.signedIn = false;
+  $("#login").hidden = false;
+  $("main").hidden = true;
+  $("#logout").hidden = true;
+  $("#token").focus();
+}
+async function loadSession() {
+  const s = await fetch("/admin/session", { credentials: "same-origin" }).then((r) => r.json()).catch(() => ({}));
+  session.authRequired = !!s.auth_required;
+  session.signedIn = s.signed_in !== false;
+  session.clients = !!s.clients;
+  $("[data-tab=clients]").hidden = !session.clients;
+  $("#logout").hidden = !(session.authRequired && session.signedIn);
+}
+$("#login").addEventListener("submit", async (e) => {
   e.preventDefault();
-  sessionStorage.setItem("ekai-admin-token", $("#token").value.trim());
+  $("#login-error").textContent = "";
+  const r = await fetch("/admin/login", { method: "POST", credentials: "same-origin", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: $("#token").value.trim() }) });
+  $("#token").value = "";
+  if (!r.ok) {
+    const b = await r.json().catch(() => ({}));
+    $("#login-error").textContent = (b.error && b.error.message) || "sign-in failed (HTTP " + r.status + ")";
+    return;
+  }
   $("#login").hidden = true;
-  refresh();
-  connectLive();
+  $("main").hidden = false;
+  await start();
+});
+$("#logout").addEventListener("click", async () => {
+  await fetch("/admin/logout", { method: "POST", credentials: "same-origin" }).catch(() => {});
+  if (source) { source.close(); source = null; }
+  needSignIn();
 });
 
 // ---------- tabs ----------
@@ -65,7 +93,8 @@ function show(tab) {
 }
 function refresh() {
   const t = state.tab;
-  const p = t === "overview" ? loadOverview() : t === "requests" ? loadRequests() : t === "providers" ? loadProviders() : t === "models" ? loadModels() : Promise.resolve();
+  const loaders = { overview: loadOverview, requests: loadRequests, providers: loadProviders, models: loadModels, clients: loadClients };
+  const p = loaders[t] ? loaders[t]() : Promise.resolve();
   p.catch((e) => showError(t, e));
 }
 function showError(tab, e) {
@@ -306,8 +335,7 @@ $("#m-configured").addEventListener("change", drawModels);
 let source = null, retry = 1000;
 function connectLive() {
   if (source) source.close();
-  const url = "/admin/stream" + (token() ? "?access_token=" + encodeURIComponent(token()) : "");
-  source = new EventSource(url);
+  source = new EventSource("/admin/stream");
   source.addEventListener("hello", () => {
     retry = 1000;
     $("#live-dot").classList.add("on"); $("#live-dot").title = "connected";
@@ -327,7 +355,7 @@ function connectLive() {
     $("#live-dot").classList.remove("on"); $("#live-dot").title = "disconnected";
     $("#live-status").textContent = "disconnected — reconnecting…";
     // EventSource retries by itself on network errors; after an HTTP error it gives up, so retry here.
-    if (source.readyState === EventSource.CLOSED) { setTimeout(connectLive, retry); retry = Math.min(retry * 2, 30000); }
+    if (source.readyState === EventSource.CLOSED && session.signedIn) { setTimeout(connectLive, retry); retry = Math.min(retry * 2, 30000); }
   };
 }
 let ovTimer = null;
@@ -336,8 +364,65 @@ function scheduleOverview() {
   ovTimer = setTimeout(() => { ovTimer = null; loadOverview().catch(() => {}); }, 1500);
 }
 
+// ---------- clients ----------
+function limitsText(l) {
+  const parts = [];
+  const names = { requests_per_minute: "req/min", requests_per_hour: "req/h", requests_per_day: "req/day", tokens_per_minute: "tok/min", tokens_per_day: "tok/day" };
+  for (const [k, label] of Object.entries(names)) if (l && l[k]) parts.push(int(l[k]) + " " + label);
+  return parts.length ? parts.join(", ") : "none";
+}
+async function loadClients() {
+  const { data } = await api("/admin/clients");
+  const body = $("#clients-table tbody");
+  body.replaceChildren();
+  if (!data.length) body.append(el("tr", {}, el("td", { colspan: "9", class: "empty" }, "No clients yet — create one above and give its key to the app or person that will use the gateway.")));
+  for (const c of data) {
+    const cls = c.status === "active" ? "pill" : "pill bad";
+    const action = c.status === "active"
+      ? el("button", { type: "button", class: "danger", "aria-label": "Revoke " + c.name, onclick: () => revokeClient(c) }, "Revoke")
+      : "";
+    body.append(el("tr", { "data-client": c.id },
+      el("td", {}, c.name), el("td", {}, el("code", {}, c.key_prefix + "…")), el("td", {}, el("span", { class: cls }, c.status)),
+      el("td", {}, c.model_preferences && c.model_preferences.length ? c.model_preferences.join(", ") : "any"),
+      el("td", {}, limitsText(c.limits)),
+      el("td", { class: "num" }, c.budget_usd === null || c.budget_usd === undefined ? "–" : usd(c.budget_usd)),
+      el("td", { class: "num" }, usd(c.spent_month_to_date_usd || 0)),
+      el("td", {}, when(c.created_at)), el("td", {}, action)));
+  }
+}
+async function revokeClient(c) {
+  if (!confirm(`Revoke ${c.name}? Its key stops working at once.`)) return;
+  await api("/admin/clients/" + encodeURIComponent(c.id), { method: "DELETE" }).catch((e) => showError("clients", e));
+  loadClients().catch((e) => showError("clients", e));
+}
+$("#client-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const body = { name: $("#c-name").value.trim() };
+  const models = $("#c-models").value.split(",").map((m) => m.trim()).filter(Boolean);
+  if (models.length) body.model_preferences = models;
+  const limits = {};
+  if ($("#c-rpm").value) limits.requests_per_minute = Number($("#c-rpm").value);
+  if ($("#c-tpd").value) limits.tokens_per_day = Number($("#c-tpd").value);
+  if (Object.keys(limits).length) body.limits = limits;
+  if ($("#c-budget").value !== "") body.budget_usd = Number($("#c-budget").value);
+  try {
+    const c = await api("/admin/clients", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    $("#new-key-name").textContent = c.name;
+    $("#new-key-value").textContent = c.key;
+    $("#new-key").hidden = false;
+    $("#client-form").reset();
+    await loadClients();
+  } catch (err) { showError("clients", err); }
+});
+
 // ---------- start ----------
-const initial = (location.hash || "#overview").slice(1);
-show(["overview", "requests", "providers", "models", "live"].includes(initial) ? initial : "overview");
-connectLive();
-setInterval(() => { if (state.tab === "overview" || state.tab === "providers") refresh(); }, 30000);
+async function start() {
+  await loadSession();
+  if (session.authRequired && !session.signedIn) { needSignIn(); return; }
+  const initial = (location.hash || "#overview").slice(1);
+  const tabs = ["overview", "requests", "providers", "models", "live"].concat(session.clients ? ["clients"] : []);
+  show(tabs.includes(initial) ? initial : "overview");
+  connectLive();
+}
+start();
+setInterval(() => { if (session.signedIn && (state.tab === "overview" || state.tab === "providers")) refresh(); }, 30000);

@@ -20,7 +20,6 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 fn error(status: StatusCode, kind: ErrorKind, message: impl Into<String>) -> Response {
     let mut e = GatewayError::invalid(message);
@@ -33,18 +32,9 @@ fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, ErrorKind::NotFound, "not found")
 }
 
-/// Whether the request carries `Authorization: Bearer <admin token>` (constant-time compare).
+/// The admin token as a bearer, or a dashboard sign-in cookie (see `session::is_admin`).
 pub(super) fn is_admin(s: &AppState, headers: &HeaderMap) -> bool {
-    let Some(token) = &s.clients.admin_token else {
-        return false;
-    };
-    let presented = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    presented.len() == token.expose().len()
-        && bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes()))
+    super::session::is_admin(s, headers)
 }
 
 /// None when the caller may proceed; otherwise the refusal.

@@ -7,6 +7,7 @@ mod dashboard;
 mod error;
 mod generate;
 mod info;
+mod session;
 mod stats;
 mod usage;
 
@@ -35,6 +36,8 @@ pub struct AppState {
     pub live: Option<tokio::sync::broadcast::Sender<Arc<UsageRecord>>>,
     /// When set, the dashboard's API requires `Authorization: Bearer <token>`.
     pub admin_token: Option<Secret>,
+    /// Dashboard sign-ins (session cookies), see `session`.
+    pub sessions: session::Sessions,
     /// Flipped to true when the server begins to shut down: ends the open `/admin/stream`s so that
     /// graceful shutdown does not wait for them forever.
     pub stopping: tokio::sync::watch::Sender<bool>,
@@ -51,6 +54,7 @@ impl AppState {
             id_seed,
             live: None,
             admin_token: None,
+            sessions: session::Sessions::default(),
             stopping: tokio::sync::watch::Sender::new(false),
         }
     }
@@ -127,17 +131,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/user/preferences",
             get(clients::get_preferences).put(clients::put_preferences),
         )
-        .route(
-            "/admin/clients",
-            get(admin_clients::list).post(admin_clients::create),
-        )
-        .route(
-            "/admin/clients/{id}",
-            get(admin_clients::show)
-                .patch(admin_clients::update)
-                .delete(admin_clients::revoke),
-        )
-        .route("/admin/clients/{id}/rotate", post(admin_clients::rotate))
+        .merge(admin_client_routes())
         .fallback(info::not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -162,13 +156,31 @@ async fn security_headers(mut resp: axum::response::Response) -> axum::response:
     resp
 }
 
-/// The dashboard's own listener (`UI_PORT`): the page at `/` and under `/dashboard`, its JSON API
-/// and `/budget`; nothing that proxies to a provider.
+/// The admin API for clients (each handler checks the admin token or sign-in cookie itself).
+fn admin_client_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/admin/clients",
+            get(admin_clients::list).post(admin_clients::create),
+        )
+        .route(
+            "/admin/clients/{id}",
+            get(admin_clients::show)
+                .patch(admin_clients::update)
+                .delete(admin_clients::revoke),
+        )
+        .route("/admin/clients/{id}/rotate", post(admin_clients::rotate))
+}
+
+/// The dashboard's own listener (`UI_PORT`): the page at `/` and under `/dashboard`, its JSON API,
+/// the clients admin API (the Clients page) and `/budget`; nothing that proxies to a provider.
 pub fn ui_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(dashboard::index))
         .route("/budget", get(budget::get_budget).put(budget::put_budget))
         .merge(dashboard::routes(Arc::clone(&state)))
+        .merge(admin_client_routes())
         .fallback(info::not_found)
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
