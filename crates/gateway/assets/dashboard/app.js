@@ -161,21 +161,23 @@ function drawChart(ov) {
   const metric = state.metric;
   const pts = ov.series.map((p) => ({ t: p.t, v: Number(p[metric]) || 0, errors: p.errors }));
   if (!ov.totals.requests) { box.append(emptyState("No requests in this range yet")); return; }
-  const W = 1000, H = 240, L = 64, R = 12, T = 12, B = 28;
+  // Drawn at the box's real width so labels keep their size on a phone.
+  const W = Math.max(280, Math.round(box.clientWidth || 1000)), H = 240, L = 64, R = 12, T = 12, B = 28;
   const max = Math.max(...pts.map((p) => p.v), metric === "cost" ? 1e-6 : 1);
+  const step = niceStep(max / 4, metric !== "cost"), top = step * Math.ceil(max / step);
   const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" });
   const fmt = metric === "cost" ? usd : int;
-  for (let i = 0; i <= 4; i++) {
-    const y = T + (H - T - B) * (1 - i / 4);
+  for (let v = 0; v <= top + step / 2; v += step) {
+    const y = T + (H - T - B) * (1 - v / top);
     svg.append(svgEl("line", { x1: L, x2: W - R, y1: y, y2: y, class: "axis" }));
     const lbl = svgEl("text", { x: L - 6, y: y + 4, "text-anchor": "end" });
-    lbl.textContent = metric === "cost" ? "$" + (max * i / 4).toPrecision(2) : nf.format(Math.round(max * i / 4));
+    lbl.textContent = metric === "cost" ? "$" + Number(v.toPrecision(3)) : nf.format(Math.round(v));
     svg.append(lbl);
   }
   const n = pts.length, slot = (W - L - R) / Math.max(n, 1), bw = Math.max(1, slot * 0.75);
-  const labelEvery = Math.ceil(n / 8);
+  const labelEvery = Math.ceil(n / Math.max(2, Math.floor((W - L) / 90)));
   pts.forEach((p, i) => {
-    const h = (H - T - B) * (p.v / max);
+    const h = (H - T - B) * (p.v / top);
     const x = L + i * slot + (slot - bw) / 2;
     const r = svgEl("rect", { x, y: H - B - h, width: bw, height: Math.max(h, p.v > 0 ? 1 : 0), class: "bar" });
     const tip = svgEl("title", {});
@@ -191,6 +193,20 @@ function drawChart(ov) {
   });
   box.append(svg);
 }
+
+// A round axis step (1, 2 or 5 × 10^n) near `raw`; whole numbers for counts.
+function niceStep(raw, whole) {
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const n = raw / mag;
+  const step = (n <= 1 ? 1 : n <= 2 ? 2 : n <= 5 ? 5 : 10) * mag;
+  return whole ? Math.max(1, Math.round(step)) : step;
+}
+
+let resizeTimer = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => { if (state.overview && state.tab === "overview") drawChart(state.overview); }, 150);
+});
 
 function drawBars(box, rows) {
   box.replaceChildren();

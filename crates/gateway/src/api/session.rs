@@ -105,6 +105,7 @@ pub fn is_admin(state: &AppState, headers: &http::HeaderMap) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
