@@ -53,6 +53,22 @@ pub trait Budget: Send + Sync {
     fn admit(&self, expected: rust_decimal::Decimal) -> Result<Box<dyn Hold>, String>;
 }
 
+/// What `TokenLimits::reserve` returns.
+pub type Reserving<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<Box<dyn Hold>, crate::error::GatewayError>>
+            + Send
+            + 'a,
+    >,
+>;
+
+/// A client's token limits: a request's estimated tokens are reserved at admission (Err is the
+/// refusal to send); the hold gives them back when the request's record is written, which is
+/// when its real tokens are counted.
+pub trait TokenLimits: Send + Sync {
+    fn reserve(&self, estimated_tokens: u64) -> Reserving<'_>;
+}
+
 /// An admitted request's expected cost; dropping it unsettled releases it.
 pub trait Hold: Send {
     fn settle(self: Box<Self>, actual: Option<rust_decimal::Decimal>);

@@ -23,8 +23,11 @@ pub struct GatewayError {
     pub param: Option<String>,
     /// Machine-readable code for OpenAI-shaped errors (`model_not_found`, …).
     pub code: Option<&'static str>,
-    /// Relayed from an upstream 429/503.
+    /// Relayed from an upstream 429/503, or our own limit's reset.
     pub retry_after: Option<String>,
+    /// A client's token limit refused the request: (limit, seconds to reset) for the
+    /// `x-ratelimit-*-tokens` headers.
+    pub token_limit: Option<(u64, u64)>,
     pub origin: Origin,
 }
 
@@ -42,6 +45,7 @@ impl GatewayError {
             param: None,
             code: None,
             retry_after: None,
+            token_limit: None,
             origin,
         }
     }
@@ -163,6 +167,21 @@ impl GatewayError {
             Origin::Client,
         )
         .with_code("BUDGET_EXCEEDED")
+    }
+
+    /// The request's estimated tokens do not fit in the client's token window.
+    pub fn token_limit(what: &str, limit: u64, needed: u64, reset: u64) -> Self {
+        let mut e = Self::new(
+            ErrorKind::RateLimit,
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "this key's limit of {limit} {what} would be exceeded by this request (about {needed} tokens); retry in {reset} s"
+            ),
+            Origin::Client,
+        );
+        e.retry_after = Some(reset.to_string());
+        e.token_limit = Some((limit, reset));
+        e
     }
 
     /// No usable client key (the message names the header to send; it never contains the key).

@@ -666,3 +666,200 @@ async fn a_clients_own_upstream_key_is_used_and_stored_encrypted() {
     }
     assert!(!gw.log().contains(own));
 }
+
+/// Two gateway instances over one database and one Redis (127.0.0.1:6379): a client's limit is
+/// one limit, whichever instance each request reaches. FAILS when Redis is unreachable, unless
+/// EKAI_SKIP_REDIS=1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_sharing_redis_enforce_one_limit() {
+    const REDIS: &str = "redis://127.0.0.1:6379/";
+    if std::env::var("EKAI_SKIP_REDIS").as_deref() == Ok("1") {
+        eprintln!("REDIS TEST SKIPPED (EKAI_SKIP_REDIS=1)");
+        return;
+    }
+    assert!(
+        std::net::TcpStream::connect("127.0.0.1:6379").is_ok(),
+        "this test needs Redis on 127.0.0.1:6379 (or set EKAI_SKIP_REDIS=1)"
+    );
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let db_dir = scratch_dir();
+    let url = format!("sqlite://{}/usage.db", db_dir.display());
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("EKAI_MASTER_KEY", MASTER),
+        ("EKAI_ADMIN_TOKEN", ADMIN),
+        ("EKAI_AUTH_MODE", "keys"),
+        ("REDIS_URL", REDIS),
+    ];
+    let a = gateway_for(&mock, &env);
+    assert!(a.log().contains("shared through Redis"), "{}", a.log());
+    let (_, key) = create_client(
+        &a,
+        json!({"name": "shared", "limits": {"requests_per_hour": 12}}),
+    )
+    .await;
+    // B starts after the client exists, so its cache has it at once.
+    let b = gateway_for(&mock, &env);
+    // Fixed hour windows: stay clear of the boundary during the burst.
+    let into_hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 3600;
+    if into_hour >= 3590 {
+        tokio::time::sleep(Duration::from_secs(3601 - into_hour)).await;
+    }
+    let auth = bearer(&key);
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let url = format!(
+            "{}/v1/chat/completions",
+            if i % 2 == 0 { &a.url } else { &b.url }
+        );
+        let auth = auth.clone();
+        tasks.push(tokio::spawn(async move {
+            post(&url, &[("authorization", &auth)], &chat("gpt-4o-mini")).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            200 => ok += 1,
+            429 => assert_eq!(r.header("x-ratelimit-limit-requests"), "12"),
+            s => panic!("unexpected {s}: {}", r.text),
+        }
+    }
+    assert_eq!(ok, 12, "exactly the limit passed across both instances");
+    // A third request on either instance is refused too.
+    for gw in [&a, &b] {
+        let r = post(
+            &format!("{}/v1/chat/completions", gw.url),
+            &[("authorization", &auth)],
+            &chat("gpt-4o-mini"),
+        )
+        .await;
+        assert_eq!(r.status, 429, "{}", r.text);
+        assert!(!r.text.contains("redis://"), "{}", r.text);
+    }
+    assert!(!a.log().contains("redis://") && !b.log().contains("redis://"));
+}
+
+#[test]
+fn a_wrong_redis_url_stops_the_start_with_a_clear_message() {
+    let db_dir = scratch_dir();
+    let url = format!("sqlite://{}/usage.db", db_dir.display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ekai-gateway"))
+        .env_clear()
+        .env("PORT", "0")
+        .env("UI_PORT", "0")
+        .env("DATABASE_URL", &url)
+        .env("EKAI_MASTER_KEY", MASTER)
+        .env("REDIS_URL", "redis://:hunter2-secret@127.0.0.1:1/")
+        .current_dir(&db_dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("REDIS_URL"), "{err}");
+    assert!(
+        !err.contains("hunter2"),
+        "the password must not be printed: {err}"
+    );
+}
+
+/// Concurrent streams against a token limit: each request's estimated tokens (body bytes / 4) are
+/// reserved at admission, so while they are all in flight only as many as fit pass; afterwards the
+/// reservations are replaced by the real (much smaller) usage and requests pass again.
+async fn token_reservations_hold_under_concurrent_streams(redis: bool) {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let db_dir = scratch_dir();
+    let url = format!("sqlite://{}/usage.db", db_dir.display());
+    let mut env = vec![
+        ("DATABASE_URL", url.as_str()),
+        ("EKAI_MASTER_KEY", MASTER),
+        ("EKAI_ADMIN_TOKEN", ADMIN),
+        ("EKAI_AUTH_MODE", "keys"),
+    ];
+    if redis {
+        env.push(("REDIS_URL", "redis://127.0.0.1:6379/"));
+    }
+    let gw = gateway_for(&mock, &env);
+    let body = json!({
+        "model": "gpt-4o-mini@delay=600",
+        "stream": true,
+        "messages": [{"role": "user", "content": "x".repeat(4_000)}],
+    })
+    .to_string();
+    let est = (body.len() / 4) as u64;
+    let (_, key) = create_client(
+        &gw,
+        json!({"name": "tokens", "limits": {"tokens_per_day": 3 * est + est / 2}}),
+    )
+    .await;
+    let auth = bearer(&key);
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (u, a, b) = (chat_url.clone(), auth.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = post(&u, &[("authorization", &a)], &b).await;
+            (
+                r.status,
+                r.header("x-ratelimit-limit-tokens").to_string(),
+                r.text,
+            )
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let (status, limit, text) = t.await.unwrap();
+        match status {
+            200 => {
+                assert!(text.contains("data: [DONE]"), "{text}");
+                ok += 1;
+            }
+            429 => {
+                assert_eq!(limit, (3 * est + est / 2).to_string());
+                assert!(text.contains("tokens per day"), "{text}");
+            }
+            s => panic!("unexpected {s}: {text}"),
+        }
+    }
+    assert_eq!(
+        ok, 3,
+        "exactly the streams whose estimates fit were admitted"
+    );
+    // Finished: reservations given back, only the real usage (a few tokens each) counts.
+    let mut passed = false;
+    for _ in 0..50 {
+        if post(&chat_url, &[("authorization", &auth)], &body)
+            .await
+            .status
+            == 200
+        {
+            passed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(passed, "the reservations were not released:\n{}", gw.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_reservations_hold_under_concurrent_streams_in_process() {
+    token_reservations_hold_under_concurrent_streams(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_reservations_hold_under_concurrent_streams_in_redis() {
+    if std::env::var("EKAI_SKIP_REDIS").as_deref() == Ok("1") {
+        eprintln!("REDIS TEST SKIPPED (EKAI_SKIP_REDIS=1)");
+        return;
+    }
+    token_reservations_hold_under_concurrent_streams(true).await;
+}

@@ -94,6 +94,7 @@ async fn run(
         url_model: url_target.map(|(model, _)| model),
         client_key_id: client.as_ref().map(|c| c.id.clone()),
         client_budget: client.as_ref().and_then(|c| s.clients.budget_for(c)),
+        client_tokens: client.as_ref().and_then(|c| s.clients.tokens_for(c)),
         upstream_keys: client
             .as_ref()
             .filter(|c| !c.upstream_keys.is_empty())

@@ -45,6 +45,7 @@ pub(super) fn ledger_disabled() -> Response {
             param: None,
             code: Some("ledger_disabled"),
             retry_after: None,
+            token_limit: None,
             origin: Origin::Client,
         },
     )

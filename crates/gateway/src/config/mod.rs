@@ -273,6 +273,9 @@ pub struct AuthConfig {
     pub admin_token: Option<Secret>,
     /// `EKAI_MASTER_KEY`: the HMAC key of client key hashes.
     pub master_key: Option<Secret>,
+    /// `REDIS_URL`: rate-limit windows live there (shared by instances) instead of in-process. A
+    /// secret because the URL may carry a password.
+    pub redis_url: Option<Secret>,
 }
 
 impl AuthConfig {
@@ -283,6 +286,7 @@ impl AuthConfig {
             allow_open_on_public: false,
             admin_token: None,
             master_key: None,
+            redis_url: None,
         }
     }
 }
@@ -612,6 +616,10 @@ fn build_auth<'a>(
         allow_open_on_public,
         admin_token: get("EKAI_ADMIN_TOKEN").map(Secret::new),
         master_key,
+        redis_url: get("REDIS_URL")
+            .or(raw.redis_url.as_deref())
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| Secret::new(u.trim())),
     })
 }
 

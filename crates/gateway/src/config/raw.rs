@@ -50,6 +50,8 @@ pub struct RawAuth {
     pub mode: Option<String>,
     /// Allow open mode on a non-loopback address (anyone who can reach the port can spend).
     pub allow_open_on_public: Option<bool>,
+    /// Redis for rate-limit windows shared by several instances (`REDIS_URL` wins).
+    pub redis_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -66,6 +66,8 @@ pub struct Ctx {
     pub client_key_id: Option<String>,
     /// The calling client's own monthly cap, admitted beside the gateway's.
     pub client_budget: Option<Arc<dyn crate::accounting::Budget>>,
+    /// The calling client's token limits: its estimated tokens are reserved at admission.
+    pub client_tokens: Option<Arc<dyn crate::accounting::TokenLimits>>,
     /// The calling client's own upstream keys by provider name: used instead of the gateway's.
     pub upstream_keys: Option<Arc<std::collections::HashMap<String, crate::config::Secret>>>,
 }
@@ -127,6 +129,10 @@ impl Proxy {
             .and_then(|c| c.expected_cost)
             .unwrap_or_default();
         let mut holds: Vec<Box<dyn crate::accounting::Hold>> = Vec::new();
+        if let Some(t) = &ctx.client_tokens {
+            let est = inbound.estimate.input_tokens;
+            holds.push(t.reserve(est).await?);
+        }
         if let Some(b) = &ctx.client_budget {
             holds.push(
                 b.admit(expected)
