@@ -863,3 +863,138 @@ async fn token_reservations_hold_under_concurrent_streams_in_redis() {
     }
     token_reservations_hold_under_concurrent_streams(true).await;
 }
+
+fn cli(db_url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ekai-gateway"))
+        .env_clear()
+        .env("DATABASE_URL", db_url)
+        .env("EKAI_MASTER_KEY", MASTER)
+        .current_dir(std::env::temp_dir())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// Waits for the running gateway's registry to pick up a change made by another process.
+async fn status_becomes(url: &str, key: &str, want: u16) -> u16 {
+    let mut last = 0;
+    for _ in 0..60 {
+        last = post(
+            url,
+            &[("authorization", &bearer(key))],
+            &chat("gpt-4o-mini"),
+        )
+        .await
+        .status;
+        if last == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_cli_creates_lists_rotates_and_revokes() {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let db_dir = scratch_dir();
+    let db = format!("sqlite://{}/usage.db", db_dir.display());
+    let (ok, out, err) = cli(
+        &db,
+        &[
+            "keys",
+            "create",
+            "--name",
+            "cli-user",
+            "--models",
+            "gpt-4o-mini,claude-*",
+            "--rpm",
+            "50",
+            "--budget-month",
+            "12.5",
+        ],
+    );
+    assert!(ok, "{out}\n{err}");
+    let key = out
+        .split_whitespace()
+        .find(|w| w.starts_with("ek-"))
+        .unwrap()
+        .to_string();
+    let id = out
+        .split_whitespace()
+        .find(|w| w.starts_with("cl_"))
+        .unwrap()
+        .to_string();
+
+    let gw = gateway_for(
+        &mock,
+        &[
+            ("DATABASE_URL", db.as_str()),
+            ("EKAI_MASTER_KEY", MASTER),
+            ("EKAI_ADMIN_TOKEN", ADMIN),
+            ("EKAI_AUTH_MODE", "keys"),
+        ],
+    );
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&key))],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-ratelimit-limit-requests"), "50");
+    // The policy given on the command line is the one the API shows.
+    let shown = get(&format!("{}/admin/clients/{id}", gw.url), &[ADMIN_AUTH])
+        .await
+        .json();
+    assert_eq!(
+        shown["model_preferences"],
+        json!(["gpt-4o-mini", "claude-*"]),
+        "{shown}"
+    );
+    assert_eq!(shown["budget_usd"].to_string(), "12.5", "{shown}");
+
+    let (ok, out, _) = cli(&db, &["keys", "list"]);
+    assert!(
+        ok && out.contains(&id) && out.contains(&key[..8]) && out.contains("active"),
+        "{out}"
+    );
+    assert!(!out.contains(&key), "list never prints keys: {out}");
+
+    let (ok, out, err) = cli(&db, &["keys", "rotate", &id]);
+    assert!(ok, "{out}\n{err}");
+    let new_key = out
+        .split_whitespace()
+        .find(|w| w.starts_with("ek-"))
+        .unwrap()
+        .to_string();
+    assert_ne!(new_key, key);
+    assert_eq!(
+        status_becomes(&chat_url, &key, 401).await,
+        401,
+        "the old key stops working"
+    );
+    assert_eq!(status_becomes(&chat_url, &new_key, 200).await, 200);
+
+    let (ok, out, _) = cli(&db, &["keys", "revoke", &id]);
+    assert!(ok && out.contains("revoked"), "{out}");
+    assert_eq!(status_becomes(&chat_url, &new_key, 401).await, 401);
+    let (ok, out, _) = cli(&db, &["keys", "list"]);
+    assert!(ok && out.contains("revoked"), "{out}");
+
+    let (ok, _, err) = cli(&db, &["keys", "revoke", "cl_doesnotexist"]);
+    assert!(!ok && err.contains("no client with that id"), "{err}");
+    let (ok, _, err) = cli(
+        &db,
+        &["keys", "create", "--name", "x", "--budget-month", "lots"],
+    );
+    assert!(!ok && err.contains("--budget-month"), "{err}");
+}

@@ -6,6 +6,7 @@
 //! picked up within seconds, without a background task). Rate-limit counters (`limits`) live beside
 //! the cache, per client id, and survive reloads.
 
+pub mod admin;
 pub mod key;
 pub mod limits;
 pub mod seal;
