@@ -98,6 +98,7 @@ pub fn build_state_full(
             .with_ledger(ledger)
             .with_live(Some(live))
             .with_admin_token(config.auth.admin_token.clone())
+            .with_cors(config.cors_origins.clone())
             .with_clients(clients),
     ))
 }

@@ -998,3 +998,236 @@ async fn keys_cli_creates_lists_rotates_and_revokes() {
     );
     assert!(!ok && err.contains("--budget-month"), "{err}");
 }
+
+/// Every way a request can fail authentication gets 401/403 in the path's dialect, names what is
+/// wrong without echoing the key, and never reaches a provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_matrix_refuses_in_the_right_dialect_and_never_reaches_a_provider() {
+    let (mock, gw) = keyed_gateway(Some("keys")).await;
+    let (revoked_id, revoked) = create_client(&gw, json!({"name": "gone"})).await;
+    let r = send_json(
+        reqwest::Method::DELETE,
+        &format!("{}/admin/clients/{revoked_id}", gw.url),
+        &[ADMIN_AUTH],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (_, expired) = create_client(
+        &gw,
+        json!({"name": "old", "expires_at": "2020-01-01T00:00:00Z"}),
+    )
+    .await;
+    let (_, good) = create_client(&gw, json!({"name": "good"})).await;
+    mock.reset();
+
+    let long = format!("ek-{}", "a".repeat(16 * 1024));
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    let msg_url = format!("{}/v1/messages", gw.url);
+    let cases: Vec<(&str, Vec<(&str, String)>, u16)> = vec![
+        ("missing", vec![], 401),
+        (
+            "wrong",
+            vec![(
+                "authorization",
+                bearer("ek-wrongwrongwrongwrongwrongwrongwrongwron"),
+            )],
+            401,
+        ),
+        ("revoked", vec![("authorization", bearer(&revoked))], 401),
+        ("expired", vec![("authorization", bearer(&expired))], 401),
+        ("not bearer", vec![("authorization", good.clone())], 401),
+        ("wrong header", vec![("x-goog-api-keyy", good.clone())], 401),
+        ("very long", vec![("authorization", bearer(&long))], 401),
+        (
+            "admin token as a key",
+            vec![("authorization", bearer(ADMIN))],
+            401,
+        ),
+    ];
+    for (what, headers, status) in &cases {
+        for (url, dialect) in [(&chat_url, "openai"), (&msg_url, "anthropic")] {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let body = if dialect == "openai" {
+                chat("gpt-4o-mini")
+            } else {
+                messages("claude-sonnet-4-5")
+            };
+            let r = post(url, &h, &body).await;
+            assert_eq!(r.status, *status, "{what} on {dialect}: {}", r.text);
+            let v = r.json();
+            if dialect == "openai" {
+                assert_eq!(v["error"]["type"], "authentication_error", "{what}: {v}");
+            } else {
+                assert_eq!(v["type"], "error", "{what}: {v}");
+                assert_eq!(v["error"]["type"], "authentication_error", "{what}: {v}");
+            }
+            for (_, secret) in headers {
+                assert!(
+                    secret.len() < 8 || !r.text.contains(secret.as_str()),
+                    "{what} echoed the key"
+                );
+            }
+        }
+    }
+    // Non-ASCII header bytes: reqwest refuses to send them, so speak HTTP/1.1 by hand.
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let body = chat("gpt-4o-mini");
+    let mut raw = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nauthorization: Bearer ",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice("ek-ünïcødé-ключ".as_bytes());
+    raw.extend_from_slice(b"\r\n\r\n");
+    raw.extend_from_slice(body.as_bytes());
+    let reply = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(&raw).unwrap();
+        let mut out = String::new();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).unwrap();
+        out.push_str(&String::from_utf8_lossy(&buf));
+        out
+    })
+    .await
+    .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
+    assert!(reply.contains("authentication_error"), "{reply}");
+
+    // A client key is not an admin token, and a wrong admin token is refused.
+    for auth in [bearer(&good), bearer("not-the-admin-token")] {
+        let r = get(
+            &format!("{}/admin/clients", gw.url),
+            &[("authorization", &auth)],
+        )
+        .await;
+        assert_eq!(r.status, 401, "{}", r.text);
+        assert!(!r.text.contains(&good), "{}", r.text);
+    }
+    assert_eq!(
+        mock.requests().len(),
+        0,
+        "no refused request reached the provider"
+    );
+    // The good key still works.
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&good))],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(!gw.log().contains(&good), "keys never appear in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_is_off_by_default_and_allows_only_configured_origins() {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let preflight = |url: String, origin: &'static str| async move {
+        client()
+            .request(reqwest::Method::OPTIONS, url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+            .await
+            .unwrap()
+    };
+    let off = gateway_for(&mock, &[]);
+    let r = preflight(
+        format!("{}/v1/chat/completions", off.url),
+        "https://app.example.com",
+    )
+    .await;
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+
+    let on = gateway_for(&mock, &[("EKAI_CORS_ORIGINS", "https://app.example.com")]);
+    let url = format!("{}/v1/chat/completions", on.url);
+    let r = preflight(url.clone(), "https://app.example.com").await;
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let r = preflight(url.clone(), "https://evil.example.net").await;
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let r = post(
+        &url,
+        &[("origin", "https://app.example.com")],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        "https://app.example.com"
+    );
+    assert!(
+        r.header("access-control-expose-headers")
+            .contains("x-request-id")
+    );
+    assert_eq!(r.header("x-content-type-options"), "nosniff");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_prefix_serves_clients_usage_and_provider_health() {
+    let (_mock, gw) = keyed_gateway(Some("keys")).await;
+    let r = send_json(
+        reqwest::Method::POST,
+        &format!("{}/admin/api/clients", gw.url),
+        &[ADMIN_AUTH],
+        Some(json!({"name": "api-prefix"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let v = r.json();
+    let (id, key) = (v["id"].as_str().unwrap(), v["key"].as_str().unwrap());
+    let (_, other) = create_client(&gw, json!({"name": "someone-else"})).await;
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    for k in [key, other.as_str(), key] {
+        let r = post(
+            &chat_url,
+            &[("authorization", &bearer(k))],
+            &chat("gpt-4o-mini"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let usage_url = format!("{}/admin/api/clients/{id}/usage", gw.url);
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        seen = get(&usage_url, &[ADMIN_AUTH]).await.json();
+        if seen["totalRequests"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(
+        seen["totalRequests"], 2,
+        "only this client's requests: {seen}"
+    );
+    assert_eq!(get(&usage_url, &[]).await.status, 401);
+    assert_eq!(
+        get(
+            &format!("{}/admin/api/clients/cl_nope/usage", gw.url),
+            &[ADMIN_AUTH]
+        )
+        .await
+        .status,
+        404
+    );
+    let p = get(&format!("{}/admin/api/providers", gw.url), &[ADMIN_AUTH]).await;
+    assert_eq!(p.status, 200, "{}", p.text);
+    assert!(p.text.contains("\"openai\""), "{}", p.text);
+    assert!(
+        gw.log().contains("admin: client created"),
+        "admin calls are audited"
+    );
+}

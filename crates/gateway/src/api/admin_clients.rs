@@ -1,6 +1,8 @@
-//! The admin API for clients: `POST /admin/clients` (returns the key once), `GET /admin/clients`
-//! (prefixes and month-to-date spend, never keys), `GET|PATCH|DELETE /admin/clients/{id}` (DELETE
-//! revokes), `POST /admin/clients/{id}/rotate` (a new key, shown once; the old one stops working).
+//! The admin API for clients, under `/admin/api/` (and, as before, `/admin/`): `POST clients`
+//! (returns the key once), `GET clients` (prefixes and month-to-date spend, never keys),
+//! `GET|PATCH|DELETE clients/{id}` (DELETE revokes), `POST clients/{id}/rotate` (a new key, shown
+//! once; the old one stops working), `GET clients/{id}/usage`, `GET providers` (health).
+//! The operations themselves live in `clients::admin`, shared with the CLI.
 //! Every call needs `Authorization: Bearer $EKAI_ADMIN_TOKEN` (compared in constant time);
 //! without an admin token configured the API does not exist (404). Calls are logged (never keys).
 
@@ -229,4 +231,30 @@ pub async fn rotate(
     reload(&s).await;
     tracing::info!(target: "ekai::audit", client = %c.id, prefix = %c.key_prefix, "admin: client key rotated");
     axum::Json(with_key(&s, &c, key)).into_response()
+}
+
+/// `GET /admin/api/clients/{id}/usage`: the client's usage and cost (the `/usage` report filtered
+/// to its key; `startTime`, `endTime`, `groupBy` as there), with its month-to-date spend.
+pub async fn usage(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    axum::extract::Query(mut q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = check_admin(&s, &headers) {
+        return r;
+    }
+    if s.clients.get(&id).is_none() {
+        return not_found();
+    }
+    q.insert("key".into(), id);
+    super::usage::get_usage(State(s), axum::extract::Query(q)).await
+}
+
+/// `GET /admin/api/providers`: configured providers with their health, for scripts.
+pub async fn providers(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(r) = check_admin(&s, &headers) {
+        return r;
+    }
+    super::stats::providers(State(s)).await
 }

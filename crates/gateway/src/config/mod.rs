@@ -311,6 +311,37 @@ pub struct Config {
     /// The dashboard's listener.
     pub ui: UiConfig,
     pub auth: AuthConfig,
+    /// Origins allowed to call the API from a browser (`EKAI_CORS_ORIGINS`, `[server]
+    /// cors_origins`): empty = CORS off (browsers block cross-origin calls); `*` = any origin.
+    pub cors_origins: Vec<String>,
+}
+
+/// `EKAI_CORS_ORIGINS` (comma-separated) or `[server] cors_origins`, each `*` or an
+/// `http(s)://host[:port]` origin.
+fn cors_origins<'a>(
+    raw: Option<&Vec<String>>,
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<Vec<String>, ConfigError> {
+    let list: Vec<String> = match get("EKAI_CORS_ORIGINS") {
+        Some(v) => v.split(',').map(|o| o.trim().to_string()).collect(),
+        None => raw.cloned().unwrap_or_default(),
+    };
+    let list: Vec<String> = list.into_iter().filter(|o| !o.is_empty()).collect();
+    for o in &list {
+        let ok = o == "*"
+            || ((o.starts_with("http://") || o.starts_with("https://"))
+                && !o.trim_end_matches('/').contains(['?', '#'])
+                && o.splitn(4, '/').nth(3).is_none_or(str::is_empty));
+        if !ok {
+            return Err(ConfigError::Invalid(format!(
+                "server.cors_origins: {o:?} is not an origin (use \"*\" or e.g. \"https://app.example.com\")"
+            )));
+        }
+    }
+    Ok(list
+        .into_iter()
+        .map(|o| o.trim_end_matches('/').to_string())
+        .collect())
 }
 
 /// The dashboard listener (`[ui]`, `UI_PORT`): loopback:3000 unless configured.
@@ -453,6 +484,7 @@ impl Config {
             },
         };
         let auth = build_auth(&raw.auth, &get, host, ledger.is_some())?;
+        let cors_origins = cors_origins(raw.server.cors_origins.as_ref(), &get)?;
 
         Ok(Config {
             host,
@@ -468,6 +500,7 @@ impl Config {
             model_overrides,
             ledger,
             ui,
+            cors_origins,
             auth,
         })
     }
@@ -918,6 +951,34 @@ mod tests {
         assert!(c.auth.allow_open_on_public);
         let e = Config::from_sources(&env(&[]), None, Some("[auth]\nmodes = 1\n")).unwrap_err();
         assert!(e.to_string().contains("auth"), "{e}");
+    }
+
+    #[test]
+    fn cors_origins_are_off_by_default_and_validated() {
+        assert!(
+            Config::from_sources(&env(&[]), None, None)
+                .unwrap()
+                .cors_origins
+                .is_empty()
+        );
+        let c = Config::from_sources(
+            &env(&[(
+                "EKAI_CORS_ORIGINS",
+                "https://app.example.com/, http://localhost:5173",
+            )]),
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            c.cors_origins,
+            ["https://app.example.com", "http://localhost:5173"]
+        );
+        for bad in ["app.example.com", "https://a.com/path", "ftp://x"] {
+            let e =
+                Config::from_sources(&env(&[("EKAI_CORS_ORIGINS", bad)]), None, None).unwrap_err();
+            assert!(e.to_string().contains("cors_origins"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -107,6 +107,8 @@ pub struct RawServer {
     pub port: Option<u16>,
     /// Largest request body accepted, in MiB.
     pub body_limit_mb: Option<u64>,
+    /// Browser origins allowed to call the API (CORS); none by default.
+    pub cors_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
