@@ -147,6 +147,16 @@ impl GatewayError {
         )
     }
 
+    /// The caller may not do this (403), e.g. a key pinned to providers that do not serve the model.
+    pub fn permission_denied(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorKind::PermissionDenied,
+            StatusCode::FORBIDDEN,
+            message,
+            Origin::Client,
+        )
+    }
+
     /// The monthly budget is spent (and not alert-only).
     pub fn budget_exceeded(message: &str) -> Self {
         Self::new(

@@ -1231,3 +1231,87 @@ async fn admin_api_prefix_serves_clients_usage_and_provider_health() {
         "admin calls are audited"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_pins_and_system_prompt_prefix_apply_to_the_clients_requests() {
+    let (mock, gw) = keyed_gateway(Some("keys")).await;
+    let (_, pinned) = create_client(
+        &gw,
+        json!({"name": "claude-only", "providers": ["anthropic"]}),
+    )
+    .await;
+    let (_, prefixed) = create_client(
+        &gw,
+        json!({"name": "house-style", "system_prompt_prefix": "Answer as the ACME helpdesk."}),
+    )
+    .await;
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    let msg_url = format!("{}/v1/messages", gw.url);
+
+    // Pinned to Anthropic: an OpenAI-only model is refused, a Claude model goes to Anthropic.
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&pinned))],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.text.contains("anthropic"), "{}", r.text);
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&pinned))],
+        &chat("claude-sonnet-4-5"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-ekai-provider"), "anthropic");
+
+    // The prefix comes first, before the client's own system prompt, in either API.
+    mock.reset();
+    let body = json!({"model": "gpt-4o-mini", "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "hi"}]});
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&prefixed))],
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sent = &mock.requests()[0].body;
+    let msgs = sent["messages"].as_array().unwrap();
+    let system: Vec<String> = msgs
+        .iter()
+        .filter(|m| m["role"] == "system" || m["role"] == "developer")
+        .map(|m| m["content"].to_string())
+        .collect();
+    let joined = system.join(" ");
+    let (a, b) = (
+        joined.find("ACME helpdesk").unwrap(),
+        joined.find("Be brief.").unwrap(),
+    );
+    assert!(a < b, "prefix first: {sent}");
+
+    mock.reset();
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 50, "system": "Be brief.",
+        "messages": [{"role": "user", "content": "hi"}]});
+    let r = post(&msg_url, &[("x-api-key", &prefixed)], &body.to_string()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sent = mock.requests()[0].body["system"].to_string();
+    let (a, b) = (
+        sent.find("ACME helpdesk").unwrap(),
+        sent.find("Be brief.").unwrap(),
+    );
+    assert!(a < b, "prefix first: {sent}");
+
+    // Other clients are untouched.
+    mock.reset();
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&pinned))],
+        &chat("claude-sonnet-4-5"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(!mock.requests()[0].body.to_string().contains("ACME"));
+}

@@ -88,6 +88,8 @@ fn client_json(s: &AppState, c: &Client) -> Value {
         "on_disallowed_model": c.policy.on_disallowed_model,
         "default_model": c.policy.default_model,
         "limits": c.policy.limits,
+        "providers": c.policy.providers,
+        "system_prompt_prefix": c.policy.system_prompt_prefix,
         "budget_usd": c.policy.budget_usd.map(|d| json_usd(to_nano(d))),
         "api_address": c.policy.api_address,
         "upstream_keys": c.upstream_sealed.keys().collect::<Vec<_>>(),

@@ -95,6 +95,14 @@ async fn run(
         client_key_id: client.as_ref().map(|c| c.id.clone()),
         client_budget: client.as_ref().and_then(|c| s.clients.budget_for(c)),
         client_tokens: client.as_ref().and_then(|c| s.clients.tokens_for(c)),
+        provider_pins: client
+            .as_ref()
+            .filter(|c| !c.policy.providers.is_empty())
+            .map(|c| c.policy.providers.clone().into()),
+        system_prefix: client
+            .as_ref()
+            .and_then(|c| c.policy.system_prompt_prefix.as_deref())
+            .map(Arc::from),
         upstream_keys: client
             .as_ref()
             .filter(|c| !c.upstream_keys.is_empty())

@@ -35,6 +35,9 @@ pub struct Changes {
     #[serde(default, deserialize_with = "present")]
     pub default_model: Option<Option<String>>,
     pub limits: Option<Limits>,
+    pub providers: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub system_prompt_prefix: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub budget_usd: Option<Option<serde_json::Number>>,
     /// RFC 3339 time, or null for never.
@@ -87,6 +90,23 @@ pub fn apply(c: &mut Client, b: Changes, master: Option<&Secret>) -> Result<(), 
     }
     if let Some(l) = b.limits {
         c.policy.limits = l;
+    }
+    if let Some(p) = b.providers {
+        if p.iter().any(|n| n.trim().is_empty()) {
+            return Err(
+                "providers must be provider names, e.g. [\"openai\", \"anthropic\"]".into(),
+            );
+        }
+        c.policy.providers = p;
+    }
+    if let Some(p) = b.system_prompt_prefix {
+        c.policy.system_prompt_prefix = match p {
+            Some(t) if t.len() > 32 * 1024 => {
+                return Err("system_prompt_prefix must be at most 32 KiB".into());
+            }
+            Some(t) if t.trim().is_empty() => None,
+            other => other,
+        };
     }
     if let Some(b) = b.budget_usd {
         c.policy.budget_usd = match b {

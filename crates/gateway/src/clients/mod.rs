@@ -58,6 +58,13 @@ pub struct Policy {
     /// Monthly cap in USD; None = no cap of its own (the gateway's cap still applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_usd: Option<Decimal>,
+    /// Providers this client's requests may be routed to (config names); empty = any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<String>,
+    /// Text put before the request's own system prompt (as its first part), whatever API the
+    /// client speaks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt_prefix: Option<String>,
     /// `PUT /user/preferences`: where the client says it reaches the gateway (informational).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_address: Option<String>,

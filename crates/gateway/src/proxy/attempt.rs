@@ -116,11 +116,19 @@ impl Attempt<'_> {
         // Parsed once per request, whichever attempt needs it first.
         let req = match &mut inbound.canonical {
             Some(r) => r,
-            None => inbound.canonical.insert(codec::parse_request(
-                ctx.dialect,
-                &inbound.body,
-                &inbound.model,
-            )?),
+            None => {
+                let mut r = codec::parse_request(ctx.dialect, &inbound.body, &inbound.model)?;
+                if let Some(prefix) = &ctx.system_prefix {
+                    r.system.insert(
+                        0,
+                        ekai_wire::canonical::TextPart {
+                            text: prefix.to_string(),
+                            cache_control: None,
+                        },
+                    );
+                }
+                inbound.canonical.insert(r)
+            }
         };
         if ctx.dialect == Dialect::OpenAiResponses {
             let state = ekai_wire::dialect::openai_responses::request_state(req);

@@ -66,6 +66,10 @@ pub struct Ctx {
     pub client_key_id: Option<String>,
     /// The calling client's own monthly cap, admitted beside the gateway's.
     pub client_budget: Option<Arc<dyn crate::accounting::Budget>>,
+    /// Providers the calling client may be routed to (None: any).
+    pub provider_pins: Option<Arc<[String]>>,
+    /// Put before the request's system prompt (the client's policy); forces the canonical path.
+    pub system_prefix: Option<Arc<str>>,
     /// The calling client's token limits: its estimated tokens are reserved at admission.
     pub client_tokens: Option<Arc<dyn crate::accounting::TokenLimits>>,
     /// The calling client's own upstream keys by provider name: used instead of the gateway's.
@@ -111,7 +115,8 @@ impl Proxy {
                     (None, None) => return Err(bad_body(ctx.dialect, &body)),
                 },
                 stream: ctx.url_stream.unwrap_or(p.stream),
-                needs_normalising: ctx.dialect == Dialect::Anthropic && p.may_have_system_message(),
+                needs_normalising: ctx.system_prefix.is_some()
+                    || (ctx.dialect == Dialect::Anthropic && p.may_have_system_message()),
                 estimate: p.estimate(body.len()),
                 body: body.clone(),
                 canonical: None,
@@ -119,9 +124,19 @@ impl Proxy {
             _ => return Err(bad_body(ctx.dialect, &body)),
         };
         ctx.requested_model = Some(inbound.model.clone());
-        let plan = self
+        let mut plan = self
             .router
             .plan(&inbound.model, &inbound.estimate, ctx.strategy)?;
+        if let Some(pins) = &ctx.provider_pins {
+            plan.retain(|c| pins.iter().any(|p| p == c.provider.name()));
+            if plan.is_empty() {
+                return Err(GatewayError::permission_denied(format!(
+                    "this key may use only the providers {}; none of them serves model '{}'",
+                    pins.join(", "),
+                    inbound.model
+                )));
+            }
+        }
         // Admission: hold the cheapest candidate's expected cost against the budget; the attempt
         // that answers settles it with the real cost.
         let expected = plan
