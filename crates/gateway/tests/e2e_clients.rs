@@ -1024,28 +1024,27 @@ async fn auth_matrix_refuses_in_the_right_dialect_and_never_reaches_a_provider()
     let long = format!("ek-{}", "a".repeat(16 * 1024));
     let chat_url = format!("{}/v1/chat/completions", gw.url);
     let msg_url = format!("{}/v1/messages", gw.url);
-    let cases: Vec<(&str, Vec<(&str, String)>, u16)> = vec![
-        ("missing", vec![], 401),
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>);
+    let cases: Vec<Case> = vec![
+        ("missing", vec![]),
         (
             "wrong",
             vec![(
                 "authorization",
                 bearer("ek-wrongwrongwrongwrongwrongwrongwrongwron"),
             )],
-            401,
         ),
-        ("revoked", vec![("authorization", bearer(&revoked))], 401),
-        ("expired", vec![("authorization", bearer(&expired))], 401),
-        ("not bearer", vec![("authorization", good.clone())], 401),
-        ("wrong header", vec![("x-goog-api-keyy", good.clone())], 401),
-        ("very long", vec![("authorization", bearer(&long))], 401),
+        ("revoked", vec![("authorization", bearer(&revoked))]),
+        ("expired", vec![("authorization", bearer(&expired))]),
+        ("not bearer", vec![("authorization", good.clone())]),
+        ("wrong header", vec![("x-goog-api-keyy", good.clone())]),
+        ("very long", vec![("authorization", bearer(&long))]),
         (
             "admin token as a key",
             vec![("authorization", bearer(ADMIN))],
-            401,
         ),
     ];
-    for (what, headers, status) in &cases {
+    for (what, headers) in &cases {
         for (url, dialect) in [(&chat_url, "openai"), (&msg_url, "anthropic")] {
             let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let body = if dialect == "openai" {
@@ -1054,7 +1053,7 @@ async fn auth_matrix_refuses_in_the_right_dialect_and_never_reaches_a_provider()
                 messages("claude-sonnet-4-5")
             };
             let r = post(url, &h, &body).await;
-            assert_eq!(r.status, *status, "{what} on {dialect}: {}", r.text);
+            assert_eq!(r.status, 401, "{what} on {dialect}: {}", r.text);
             let v = r.json();
             if dialect == "openai" {
                 assert_eq!(v["error"]["type"], "authentication_error", "{what}: {v}");

@@ -97,8 +97,8 @@ fn client_json(s: &AppState, c: &Client) -> Value {
     })
 }
 
-fn parse_body(bytes: &[u8]) -> Result<Changes, Response> {
-    serde_json::from_slice(bytes).map_err(|e| bad(format!("invalid body: {e}")))
+fn parse_body(bytes: &[u8]) -> Result<Changes, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("invalid body: {e}"))
 }
 
 fn refusal(e: AdminError) -> Response {
@@ -134,7 +134,7 @@ pub async fn create(State(s): State<Arc<AppState>>, headers: HeaderMap, body: By
     };
     let changes = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(m) => return bad(m),
     };
     let (c, key) = match admin::create(store, master, changes).await {
         Ok(v) => v,
@@ -184,7 +184,7 @@ pub async fn update(
     };
     let changes = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(m) => return bad(m),
     };
     let c = match admin::update(store, s.clients.master_key(), &id, changes).await {
         Ok(c) => c,
