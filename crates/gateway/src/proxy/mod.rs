@@ -312,15 +312,12 @@ impl Proxy {
                 .forward_count(ctx, cand, Dialect::Gemini, body.to_vec())
                 .await;
         }
-        if let Some(c) = plan.first() {
-            ctx.served = Some((c.provider.name().to_string(), c.upstream_model.clone()));
-        }
-        let n = anthropic::estimate_input_tokens(&req);
+        let (n, how) = local_count(ctx, &plan, &req);
         let mut out = json_response(Bytes::from(
             serde_json::to_vec(&gemini::count_tokens_json(n)).unwrap_or_default(),
         ));
         out.headers_mut()
-            .insert("x-ekai-token-count", HeaderValue::from_static("estimated"));
+            .insert("x-ekai-token-count", HeaderValue::from_static(how));
         Ok(out)
     }
 
@@ -345,16 +342,31 @@ impl Proxy {
                 .forward_count(ctx, cand, Dialect::Anthropic, rw.body)
                 .await;
         }
-        if let Some(c) = plan.first() {
-            ctx.served = Some((c.provider.name().to_string(), c.upstream_model.clone()));
-        }
-        let n = anthropic::estimate_input_tokens(&req);
+        let (n, how) = local_count(ctx, &plan, &req);
         let mut out = json_response(Bytes::from(
             serde_json::to_vec(&anthropic::count_tokens_json(n)).unwrap_or_default(),
         ));
         out.headers_mut()
-            .insert("x-ekai-token-count", HeaderValue::from_static("estimated"));
+            .insert("x-ekai-token-count", HeaderValue::from_static(how));
         Ok(out)
+    }
+}
+
+/// A count made here when no candidate can count: with the first candidate's tokenizer when it is
+/// public (`x-ekai-token-count: tiktoken/o200k_base`), else the documented estimate (`estimated`).
+fn local_count(
+    ctx: &mut Ctx,
+    plan: &[crate::router::Candidate],
+    req: &ekai_wire::canonical::Request,
+) -> (u64, &'static str) {
+    let Some(c) = plan.first() else {
+        return (anthropic::estimate_input_tokens(req), "estimated");
+    };
+    ctx.served = Some((c.provider.name().to_string(), c.upstream_model.clone()));
+    match crate::tokenize::count(req, &c.upstream_model) {
+        Some((n, "o200k_base")) => (n, "tiktoken/o200k_base"),
+        Some((n, _)) => (n, "tiktoken/cl100k_base"),
+        None => (anthropic::estimate_input_tokens(req), "estimated"),
     }
 }
 
