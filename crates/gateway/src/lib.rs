@@ -13,3 +13,4 @@ pub mod providers;
 pub mod proxy;
 pub mod router;
 pub mod server;
+pub mod x402;

@@ -181,6 +181,7 @@ impl Attempt<'_> {
                 first_byte: None,
                 total: Default::default(),
                 payment_method: "api_key",
+                payment: None,
             },
             self.cand.price.clone(),
             Arc::clone(&self.proxy.sink),
