@@ -61,7 +61,8 @@ pub async fn send(
     ctx: &Ctx,
     provider: &Provider,
     target: &Target<'_>,
-    body: Vec<u8>,
+    body: Bytes,
+    extra: &[(&'static str, String)],
     first_byte: Duration,
     instance_id: &str,
 ) -> Result<reqwest::Response, GatewayError> {
@@ -95,6 +96,9 @@ pub async fn send(
         ctx.anthropic_beta.as_deref(),
     ) {
         rb = rb.header(k, v);
+    }
+    for (k, v) in extra {
+        rb = rb.header(*k, v.as_str());
     }
     match tokio::time::timeout(first_byte, rb.send()).await {
         Err(_) => Err(GatewayError::upstream_timeout(
