@@ -164,6 +164,7 @@ fn record(i: usize, at_ms: i64, provider: &str, model: &str, priced: bool) -> Us
         first_byte: Some(Duration::from_millis(12)),
         total: Duration::from_millis(40),
         payment_method: "api_key",
+        payment: None,
     }
 }
 

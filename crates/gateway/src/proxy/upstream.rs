@@ -56,6 +56,7 @@ pub fn retryable_status(status: u16) -> bool {
     matches!(status, 401 | 403 | 408 | 409 | 429) || status >= 500
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn send(
     client: &reqwest::Client,
     ctx: &Ctx,
