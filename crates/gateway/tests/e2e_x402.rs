@@ -376,6 +376,17 @@ async fn hybrid_prefers_keys_and_x402_only_pays_for_everything() {
         r.text
     );
     assert_eq!(relay.settled().len(), 1);
+    let models = get(&format!("{}/v1/models", gw.url), &[]).await.json();
+    let owner = |id: &str| {
+        models["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .map(|m| m["owned_by"].clone())
+    };
+    assert_eq!(owner("gpt-4o-mini"), Some(json!("openai")), "{models}");
+    assert_eq!(owner("claude-3-5-haiku"), Some(json!("x402")), "{models}");
     drop(gw);
     let mut env = keyed.to_vec();
     env.push(("X402_MODE", "x402-only"));
@@ -401,6 +412,10 @@ async fn hybrid_prefers_keys_and_x402_only_pays_for_everything() {
         .map(|p| p["name"].clone())
         .collect();
     assert_eq!(names, vec![json!("x402")], "{h}");
+    let models = get(&format!("{}/v1/models", gw.url), &[]).await.json();
+    let data = models["data"].as_array().unwrap();
+    assert!(data.iter().any(|m| m["id"] == "gpt-4o-mini"), "{models}");
+    assert!(data.iter().all(|m| m["owned_by"] == "x402"), "{models}");
     // byok never pays, wallet or not.
     drop(gw);
     let mut env = keyed.to_vec();

@@ -18,6 +18,25 @@ use std::time::Duration;
 /// Longest wait for a 402's body (a few hundred bytes of JSON).
 const CHALLENGE_READ: Duration = Duration::from_secs(10);
 
+/// Largest 402 body read (requirements are a few hundred bytes; a relay cannot make us buffer more).
+const CHALLENGE_MAX: usize = 64 * 1024;
+
+/// A 402's body, at most `CHALLENGE_MAX` bytes within `CHALLENGE_READ` (empty on error).
+async fn read_small(mut resp: reqwest::Response) -> Vec<u8> {
+    let mut out = Vec::new();
+    let read = async {
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            out.extend_from_slice(&chunk);
+            if out.len() >= CHALLENGE_MAX {
+                out.truncate(CHALLENGE_MAX);
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CHALLENGE_READ, read).await;
+    out
+}
+
 fn no_retry(error: GatewayError) -> Failure {
     Failure {
         error,
@@ -67,11 +86,7 @@ pub(super) async fn pay(
         )));
     };
     let headers = challenge.headers().clone();
-    let text = tokio::time::timeout(CHALLENGE_READ, challenge.bytes())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
+    let text = read_small(challenge).await;
     let ch = x402::parse_challenge(&headers, &text)
         .map_err(|m| Failure::transport(GatewayError::upstream_invalid(provider.name(), &m)))?;
     let mut auth = payer
@@ -119,11 +134,7 @@ pub(super) async fn pay(
     if resp.status() == http::StatusCode::PAYMENT_REQUIRED {
         let settled = payer.finish(&mut auth, settlement.as_ref(), false).await;
         let headers = resp.headers().clone();
-        let text = tokio::time::timeout(CHALLENGE_READ, resp.bytes())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
+        let text = read_small(resp).await;
         if settled {
             record.data.payment = Some(Box::new(auth.payment.clone()));
         }

@@ -397,6 +397,15 @@ impl Router {
                 add(m, p.name());
             }
         }
+        // The relay serves (for a payment) every catalog model no keyed provider serves.
+        if let Some((_, p)) = self
+            .by_kind(ProviderKind::X402)
+            .filter(|(_, p)| self.usable(p))
+        {
+            for e in self.catalog.entries() {
+                add(&e.id, p.name());
+            }
+        }
         out
     }
 }
