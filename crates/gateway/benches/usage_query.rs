@@ -55,6 +55,7 @@ fn row(i: i64, now: i64) -> Row {
         first_byte_ms: Some(40),
         total_ms: 900,
         payment_method: "api_key".into(),
+        x402: None,
     }
 }
 

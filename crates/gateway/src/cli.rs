@@ -361,6 +361,25 @@ fn check(config: &Config) -> anyhow::Result<()> {
             state
         )?;
     }
+    let x = &config.x402;
+    if x.enabled() {
+        let cap = |c: Option<rust_decimal::Decimal>| {
+            c.map(|d| format!("{d} USD"))
+                .unwrap_or_else(|| "no cap".into())
+        };
+        writeln!(
+            out,
+            "x402: {} via {} (wallet from {}); at most {} USD per request, {} per day, {} per month",
+            x.mode.as_str(),
+            x.base_url,
+            x.wallet_env,
+            x.max_per_request,
+            cap(x.max_per_day),
+            cap(x.max_per_month)
+        )?;
+    } else {
+        writeln!(out, "x402: off (set PRIVATE_KEY to pay per request)")?;
+    }
     Ok(())
 }
 

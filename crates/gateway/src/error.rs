@@ -168,6 +168,28 @@ impl GatewayError {
         .with_code("BUDGET_EXCEEDED")
     }
 
+    /// The gateway would not pay the x402 relay (spend controls): nothing was signed.
+    pub fn payment_refused(message: &str) -> Self {
+        Self::new(
+            ErrorKind::PermissionDenied,
+            StatusCode::PAYMENT_REQUIRED,
+            message,
+            Origin::Client,
+        )
+        .with_code("x402_payment_refused")
+    }
+
+    /// The x402 relay did not accept a signed payment (rejected or not settled).
+    pub fn payment_failed(message: &str) -> Self {
+        Self::new(
+            ErrorKind::PermissionDenied,
+            StatusCode::PAYMENT_REQUIRED,
+            message,
+            Origin::Upstream,
+        )
+        .with_code("x402_payment_failed")
+    }
+
     /// The calling client's own monthly budget is spent.
     pub fn client_budget_exceeded(message: &str) -> Self {
         Self::new(

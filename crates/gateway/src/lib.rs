@@ -14,3 +14,4 @@ pub mod proxy;
 pub mod router;
 pub mod server;
 pub mod tokenize;
+pub mod x402;

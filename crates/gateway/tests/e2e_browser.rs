@@ -83,6 +83,7 @@ fn seed_rows(now: i64) -> Vec<Row> {
                 first_byte_ms: Some(40),
                 total_ms: 300 + i * 10,
                 payment_method: "api_key".into(),
+                x402: None,
             }
         })
         .collect()

@@ -267,10 +267,17 @@ function statusPill(r) {
   const bad = r.status >= 400 || r.error_kind;
   return el("span", { class: "pill" + (bad ? " bad" : "") }, r.status + (r.error_kind ? " " + r.error_kind : ""));
 }
+// x402 rows show what was actually paid, on which network; the tx hash is in the title and the detail.
+function payment(r) {
+  if (!r.x402) return r.payment_method;
+  const p = r.x402;
+  return el("span", { title: (p.tx_hash ? "tx " + p.tx_hash + "\n" : "") + "to " + p.payee + "\nasset " + p.asset },
+    `x402 ${usd(p.amount_usd)} (${p.network})`);
+}
 function requestRow(r, full) {
   const cells = full
     ? [when(r.timestamp), r.client_key_id || "–", r.requested_model === r.model ? r.model : `${r.requested_model} → ${r.model}`, r.provider,
-       r.attempt > 1 ? "#" + r.attempt + " (fallback)" : "#" + r.attempt, null, null, null, null, r.payment_method]
+       r.attempt > 1 ? "#" + r.attempt + " (fallback)" : "#" + r.attempt, null, null, null, null, payment(r)]
     : [when(r.timestamp), r.model, r.provider, null, null, null, null];
   const tr = el("tr", { tabindex: "0" });
   const nums = { tokens: int(r.total_tokens), cost: r.priced ? usd(r.total_cost) : "unpriced", lat: ms(r.total_ms) };

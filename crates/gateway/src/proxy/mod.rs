@@ -10,6 +10,7 @@
 mod attempt;
 pub mod body;
 mod codec;
+mod pay;
 mod relay;
 mod upstream;
 
@@ -42,6 +43,8 @@ pub struct Proxy {
     pub sink: Arc<dyn Sink>,
     /// Spending cap; None when there is no ledger.
     pub budget: Option<Arc<dyn crate::accounting::Budget>>,
+    /// Pays the x402 relay; None when x402 is off.
+    pub x402: Option<Arc<crate::x402::Payer>>,
 }
 
 /// Per-request facts gathered by the HTTP layer, and what the proxy learned (for response headers).
@@ -273,7 +276,8 @@ impl Proxy {
             ctx,
             provider,
             &target,
-            body,
+            Bytes::from(body),
+            &[],
             self.timeouts.first_byte,
             &self.instance_id,
         )

@@ -15,6 +15,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "clients",
         include_str!("../../../migrations/sqlite/0002_clients.sql"),
     ),
+    (
+        3,
+        "x402",
+        include_str!("../../../migrations/sqlite/0003_x402.sql"),
+    ),
 ];
 
 #[derive(Clone)]
