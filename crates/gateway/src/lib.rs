@@ -14,3 +14,5 @@ pub mod proxy;
 pub mod router;
 pub mod sapphire;
 pub mod server;
+pub mod tokenize;
+pub mod x402;

@@ -107,15 +107,50 @@ pub fn build_state_sapphire(
         budget: ledger
             .as_ref()
             .map(|l| Arc::new(l.budget().clone()) as Arc<dyn crate::accounting::Budget>),
+        x402: x402_payer(config, ledger.as_ref())?,
     };
     Ok(Arc::new(
         AppState::new(proxy, config.body_limit, id)
             .with_ledger(ledger)
             .with_live(Some(live))
             .with_admin_token(config.auth.admin_token.clone())
+            .with_cors(config.cors_origins.clone())
             .with_clients(clients)
             .with_sapphire(sapphire),
     ))
+}
+
+/// The wallet and its spend book (the ledger database, else memory) when x402 is on.
+fn x402_payer(
+    config: &Config,
+    ledger: Option<&Ledger>,
+) -> anyhow::Result<Option<Arc<crate::x402::Payer>>> {
+    let cfg = &config.x402;
+    let Some(key) = cfg.wallet.as_ref().filter(|_| cfg.enabled()) else {
+        return Ok(None);
+    };
+    let wallet =
+        crate::x402::Wallet::new(key).map_err(|m| anyhow::anyhow!("{}: {m}", cfg.wallet_env))?;
+    let book: Arc<dyn crate::accounting::SpendBook> = match ledger {
+        Some(l) => Arc::new(l.store().clone()),
+        None => {
+            tracing::warn!(
+                "x402: no ledger database, so the daily and monthly spend limits are kept in memory and reset when the gateway restarts"
+            );
+            Arc::new(crate::x402::MemoryBook::new())
+        }
+    };
+    tracing::info!(
+        mode = cfg.mode.as_str(),
+        relay = %cfg.base_url,
+        wallet = %wallet.address(),
+        "x402: paying per request from this wallet"
+    );
+    Ok(Some(Arc::new(crate::x402::Payer::new(
+        wallet,
+        cfg.clone(),
+        book,
+    ))))
 }
 
 pub fn log_providers(config: &Config) {

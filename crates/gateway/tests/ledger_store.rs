@@ -165,6 +165,7 @@ fn record(i: usize, at_ms: i64, provider: &str, model: &str, priced: bool) -> Us
         total: Duration::from_millis(40),
         payment_method: "api_key",
         receipt: None,
+        payment: None,
     }
 }
 
@@ -653,3 +654,122 @@ async fn sapphire_outbox_and_sessions(db: &TestDb) {
     assert_eq!(s.session("h1").await.unwrap(), None);
 }
 both!(sapphire_outbox_and_sessions);
+
+fn x402_entry(i: usize, nano: i64) -> ekai_gateway::accounting::SpendEntry {
+    ekai_gateway::accounting::SpendEntry {
+        id: format!("0x{:064x}", i + 1),
+        request_id: format!("req-{i}"),
+        amount_nano: nano,
+        payment: ekai_gateway::accounting::Payment {
+            amount_atomic: (nano / 1000).to_string(),
+            amount_nano: nano,
+            asset: "0x036CbD53842c5426634e7929541eC2318f3dCF7e".into(),
+            network: "eip155:84532".into(),
+            payer: "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".into(),
+            payee: "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC".into(),
+            tx_hash: None,
+            version: 2,
+        },
+    }
+}
+
+/// The x402 spend book: concurrent reservations never exceed a cap (the check and the insert are
+/// one atomic step), released rows stop counting, settled ones keep counting, and a usage row's paid
+/// columns round-trip.
+async fn x402_spend_book(db: &TestDb) {
+    use ekai_gateway::accounting::{SpendBook, SpendRefused};
+    let s = db.open().await;
+    let now = now_ms();
+    let cent = 10_000_000; // 0.01 USD in nano-USD
+    let entries: Vec<_> = (0..20).map(|i| x402_entry(i, cent)).collect();
+    let results = futures_util::future::join_all(
+        entries
+            .iter()
+            .map(|e| s.reserve(e, Some(5 * cent), Some(100 * cent), now)),
+    )
+    .await;
+    let ok: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r, Ok(Ok(()))))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(ok.len(), 5, "{results:?}");
+    for r in &results {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(SpendRefused::Day {
+                cap_nano,
+                spent_nano,
+            })) => {
+                assert_eq!((*cap_nano, *spent_nano), (5 * cent, 5 * cent));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // One released (never settled), one settled: exactly one more fits.
+    s.finish(&entries[ok[0]].id, false, None).await.unwrap();
+    s.finish(&entries[ok[1]].id, true, Some("0xabc"))
+        .await
+        .unwrap();
+    let extra = x402_entry(100, cent);
+    assert_eq!(
+        s.reserve(&extra, Some(5 * cent), None, now).await.unwrap(),
+        Ok(())
+    );
+    let more = x402_entry(101, cent);
+    assert!(matches!(
+        s.reserve(&more, Some(5 * cent), None, now).await.unwrap(),
+        Err(SpendRefused::Day { .. })
+    ));
+    // The monthly cap counts the whole month; yesterday's spend is outside today's cap.
+    let month = x402_entry(102, cent);
+    assert!(matches!(
+        s.reserve(&month, None, Some(5 * cent), now).await.unwrap(),
+        Err(SpendRefused::Month { .. })
+    ));
+    assert_eq!(s.x402_spent_since(day_start(now)).await.unwrap(), 5 * cent);
+    assert_eq!(
+        s.x402_spent_since(month_start(now)).await.unwrap(),
+        5 * cent
+    );
+
+    let mut rec = record(0, now, "x402", "gpt-4o-mini", true);
+    rec.payment_method = "x402";
+    let mut paid = entries[ok[1]].payment.clone();
+    paid.tx_hash = Some("0xabc".into());
+    rec.payment = Some(Box::new(paid));
+    let plain = record(1, now, "openai", "gpt-4o-mini", true);
+    s.insert_batch(&[
+        store::Row::from_record(&rec),
+        store::Row::from_record(&plain),
+    ])
+    .await
+    .unwrap();
+    let f = Filter {
+        start_ms: now - HOUR_MS,
+        end_ms: now + HOUR_MS,
+        ..Filter::default()
+    };
+    let rows = s.records(&f, 10, 0).await.unwrap();
+    let x = rows.iter().find(|r| r.provider == "x402").unwrap();
+    assert_eq!(x.payment_method, "x402");
+    let p = x.x402.as_ref().unwrap();
+    assert_eq!(
+        (
+            p.amount_atomic.as_str(),
+            p.amount_nano,
+            p.tx_hash.as_deref()
+        ),
+        ("10000", cent, Some("0xabc"))
+    );
+    assert_eq!(p.network, "eip155:84532");
+    assert!(
+        rows.iter()
+            .find(|r| r.provider == "openai")
+            .unwrap()
+            .x402
+            .is_none()
+    );
+}
+both!(x402_spend_book);

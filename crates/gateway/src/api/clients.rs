@@ -134,7 +134,7 @@ pub async fn guard(State(s): State<Arc<AppState>>, mut req: Request, next: Next)
     let admitted = if preferences || req.method() != http::Method::POST {
         None
     } else {
-        match reg.admit(&client) {
+        match reg.admit(&client).await {
             Ok(a) => a,
             Err(r) => {
                 let e = GatewayError::client_rate_limited(

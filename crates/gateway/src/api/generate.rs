@@ -13,6 +13,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use ekai_wire::canonical::Dialect;
 use http::{HeaderMap, HeaderValue, header};
+use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -94,6 +95,15 @@ async fn run(
         url_model: url_target.map(|(model, _)| model),
         client_key_id: client.as_ref().map(|c| c.id.clone()),
         client_budget: client.as_ref().and_then(|c| s.clients.budget_for(c)),
+        client_tokens: client.as_ref().and_then(|c| s.clients.tokens_for(c)),
+        provider_pins: client
+            .as_ref()
+            .filter(|c| !c.policy.providers.is_empty())
+            .map(|c| c.policy.providers.clone().into()),
+        system_prefix: client
+            .as_ref()
+            .and_then(|c| c.policy.system_prompt_prefix.as_deref())
+            .map(Arc::from),
         upstream_keys: client
             .as_ref()
             .filter(|c| !c.upstream_keys.is_empty())
@@ -182,23 +192,55 @@ async fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
+        drain(body).await;
         return Err(GatewayError::too_large(limit));
     }
-    match axum::body::to_bytes(body, limit).await {
-        Ok(b) => Ok(b),
-        Err(e) => {
-            let too_large =
-                std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
-                    e.source()
-                })
-                .any(|e| e.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                Err(GatewayError::too_large(limit))
-            } else {
-                Err(GatewayError::invalid(format!(
+    let mut body = body;
+    // Most bodies arrive as one frame: keep it as is, copy only when a second one comes.
+    let mut first: Option<Bytes> = None;
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        match body.frame().await {
+            None => return Ok(first.unwrap_or_else(|| buf.freeze())),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let have = first.as_ref().map_or(buf.len(), Bytes::len);
+                    if have + data.len() > limit {
+                        drain(body).await;
+                        return Err(GatewayError::too_large(limit));
+                    }
+                    match first.take() {
+                        None if buf.is_empty() => first = Some(data),
+                        None => buf.extend_from_slice(&data),
+                        Some(f) => {
+                            buf.reserve(f.len() + data.len());
+                            buf.extend_from_slice(&f);
+                            buf.extend_from_slice(&data);
+                        }
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                return Err(GatewayError::invalid(format!(
                     "could not read the request body: {e}"
-                )))
+                )));
             }
         }
     }
+}
+
+/// Reads and discards what is left of a refused body (at most 16 MiB, for at most 2 s), so the
+/// client, still sending, receives the 413 instead of a reset connection.
+async fn drain(mut body: axum::body::Body) {
+    const MAX: usize = 16 * 1024 * 1024;
+    let mut seen = 0usize;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while seen < MAX {
+            match body.frame().await {
+                Some(Ok(f)) => seen += f.data_ref().map_or(0, |d| d.len()),
+                _ => break,
+            }
+        }
+    })
+    .await;
 }

@@ -8,6 +8,7 @@ mod anthropic;
 mod gemini;
 mod openai;
 mod openrouter;
+mod x402;
 mod xai;
 
 use crate::config::{ProviderConfig, ProviderKind};
@@ -46,8 +47,10 @@ impl Provider {
     /// the provider accepts it (passthrough), else the provider's primary one (translation).
     pub fn dialect_for(&self, client: Dialect) -> Dialect {
         let speaks_responses = self.config.kind == ProviderKind::OpenAi;
+        let x402 = self.config.kind == ProviderKind::X402;
         match client {
             Dialect::OpenAiResponses if speaks_responses => Dialect::OpenAiResponses,
+            Dialect::Anthropic if x402 => Dialect::Anthropic,
             _ => self.config.dialect,
         }
     }
@@ -65,6 +68,9 @@ impl Provider {
         stream: bool,
     ) -> Option<String> {
         let base = &self.config.base_url;
+        if self.config.kind == ProviderKind::X402 {
+            return x402::url(base, dialect, op);
+        }
         match (dialect, op) {
             (Dialect::Anthropic, Operation::Generate) => Some(format!("{base}/v1/messages")),
             (Dialect::Anthropic, Operation::CountTokens) => {
@@ -96,6 +102,8 @@ impl Provider {
                 gemini::headers(key)
             }
             ProviderKind::OpenAi | ProviderKind::Xai | ProviderKind::Compatible => bearer(key),
+            // Paid per request: the payment header is added on the paid retry (`proxy::pay`).
+            ProviderKind::X402 => Vec::new(),
         }
     }
 
@@ -106,7 +114,10 @@ impl Provider {
             ProviderKind::OpenAi => openai::adapt(model, body),
             ProviderKind::Xai => xai::adapt(model, body),
             ProviderKind::OpenRouter => openrouter::adapt(body),
-            ProviderKind::Compatible | ProviderKind::Anthropic | ProviderKind::Gemini => {}
+            ProviderKind::Compatible
+            | ProviderKind::Anthropic
+            | ProviderKind::Gemini
+            | ProviderKind::X402 => {}
         }
     }
 }

@@ -10,6 +10,7 @@
 mod attempt;
 pub mod body;
 mod codec;
+mod pay;
 mod relay;
 mod upstream;
 
@@ -42,6 +43,8 @@ pub struct Proxy {
     pub sink: Arc<dyn Sink>,
     /// Spending cap; None when there is no ledger.
     pub budget: Option<Arc<dyn crate::accounting::Budget>>,
+    /// Pays the x402 relay; None when x402 is off.
+    pub x402: Option<Arc<crate::x402::Payer>>,
 }
 
 /// Per-request facts gathered by the HTTP layer, and what the proxy learned (for response headers).
@@ -66,6 +69,12 @@ pub struct Ctx {
     pub client_key_id: Option<String>,
     /// The calling client's own monthly cap, admitted beside the gateway's.
     pub client_budget: Option<Arc<dyn crate::accounting::Budget>>,
+    /// Providers the calling client may be routed to (None: any).
+    pub provider_pins: Option<Arc<[String]>>,
+    /// Put before the request's system prompt (the client's policy); forces the canonical path.
+    pub system_prefix: Option<Arc<str>>,
+    /// The calling client's token limits: its estimated tokens are reserved at admission.
+    pub client_tokens: Option<Arc<dyn crate::accounting::TokenLimits>>,
     /// The calling client's own upstream keys by provider name: used instead of the gateway's.
     pub upstream_keys: Option<Arc<std::collections::HashMap<String, crate::config::Secret>>>,
     /// Sapphire mode: the control plane and the caller whose on-chain permissions and sealed keys
@@ -128,7 +137,8 @@ impl Proxy {
                     (None, None) => return Err(bad_body(ctx.dialect, &body)),
                 },
                 stream: ctx.url_stream.unwrap_or(p.stream),
-                needs_normalising: ctx.dialect == Dialect::Anthropic && p.may_have_system_message(),
+                needs_normalising: ctx.system_prefix.is_some()
+                    || (ctx.dialect == Dialect::Anthropic && p.may_have_system_message()),
                 estimate: p.estimate(body.len()),
                 body: body.clone(),
                 canonical: None,
@@ -136,9 +146,19 @@ impl Proxy {
             _ => return Err(bad_body(ctx.dialect, &body)),
         };
         ctx.requested_model = Some(inbound.model.clone());
-        let plan = self
+        let mut plan = self
             .router
             .plan(&inbound.model, &inbound.estimate, ctx.strategy)?;
+        if let Some(pins) = &ctx.provider_pins {
+            plan.retain(|c| pins.iter().any(|p| p == c.provider.name()));
+            if plan.is_empty() {
+                return Err(GatewayError::permission_denied(format!(
+                    "this key may use only the providers {}; none of them serves model '{}'",
+                    pins.join(", "),
+                    inbound.model
+                )));
+            }
+        }
         // Admission: hold the cheapest candidate's expected cost against the budget; the attempt
         // that answers settles it with the real cost.
         let expected = plan
@@ -146,6 +166,10 @@ impl Proxy {
             .and_then(|c| c.expected_cost)
             .unwrap_or_default();
         let mut holds: Vec<Box<dyn crate::accounting::Hold>> = Vec::new();
+        if let Some(t) = &ctx.client_tokens {
+            let est = inbound.estimate.input_tokens;
+            holds.push(t.reserve(est).await?);
+        }
         if let Some(b) = &ctx.client_budget {
             holds.push(
                 b.admit(expected)
@@ -288,7 +312,8 @@ impl Proxy {
             ctx,
             provider,
             &target,
-            body,
+            Bytes::from(body),
+            &[],
             self.timeouts.first_byte,
             &self.instance_id,
         )
@@ -327,15 +352,12 @@ impl Proxy {
                 .forward_count(ctx, cand, Dialect::Gemini, body.to_vec())
                 .await;
         }
-        if let Some(c) = plan.first() {
-            ctx.served = Some((c.provider.name().to_string(), c.upstream_model.clone()));
-        }
-        let n = anthropic::estimate_input_tokens(&req);
+        let (n, how) = local_count(ctx, &plan, &req);
         let mut out = json_response(Bytes::from(
             serde_json::to_vec(&gemini::count_tokens_json(n)).unwrap_or_default(),
         ));
         out.headers_mut()
-            .insert("x-ekai-token-count", HeaderValue::from_static("estimated"));
+            .insert("x-ekai-token-count", HeaderValue::from_static(how));
         Ok(out)
     }
 
@@ -360,16 +382,31 @@ impl Proxy {
                 .forward_count(ctx, cand, Dialect::Anthropic, rw.body)
                 .await;
         }
-        if let Some(c) = plan.first() {
-            ctx.served = Some((c.provider.name().to_string(), c.upstream_model.clone()));
-        }
-        let n = anthropic::estimate_input_tokens(&req);
+        let (n, how) = local_count(ctx, &plan, &req);
         let mut out = json_response(Bytes::from(
             serde_json::to_vec(&anthropic::count_tokens_json(n)).unwrap_or_default(),
         ));
         out.headers_mut()
-            .insert("x-ekai-token-count", HeaderValue::from_static("estimated"));
+            .insert("x-ekai-token-count", HeaderValue::from_static(how));
         Ok(out)
+    }
+}
+
+/// A count made here when no candidate can count: with the first candidate's tokenizer when it is
+/// public (`x-ekai-token-count: tiktoken/o200k_base`), else the documented estimate (`estimated`).
+fn local_count(
+    ctx: &mut Ctx,
+    plan: &[crate::router::Candidate],
+    req: &ekai_wire::canonical::Request,
+) -> (u64, &'static str) {
+    let Some(c) = plan.first() else {
+        return (anthropic::estimate_input_tokens(req), "estimated");
+    };
+    ctx.served = Some((c.provider.name().to_string(), c.upstream_model.clone()));
+    match crate::tokenize::count(req, &c.upstream_model) {
+        Some((n, "o200k_base")) => (n, "tiktoken/o200k_base"),
+        Some((n, _)) => (n, "tiktoken/cl100k_base"),
+        None => (anthropic::estimate_input_tokens(req), "estimated"),
     }
 }
 

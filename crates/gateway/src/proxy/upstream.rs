@@ -56,12 +56,14 @@ pub fn retryable_status(status: u16) -> bool {
     matches!(status, 401 | 403 | 408 | 409 | 429) || status >= 500
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn send(
     client: &reqwest::Client,
     ctx: &Ctx,
     provider: &Provider,
     target: &Target<'_>,
-    body: Vec<u8>,
+    body: Bytes,
+    extra: &[(&'static str, String)],
     first_byte: Duration,
     instance_id: &str,
 ) -> Result<reqwest::Response, GatewayError> {
@@ -107,6 +109,9 @@ pub async fn send(
         ctx.anthropic_beta.as_deref(),
     ) {
         rb = rb.header(k, v);
+    }
+    for (k, v) in extra {
+        rb = rb.header(*k, v.as_str());
     }
     match tokio::time::timeout(first_byte, rb.send()).await {
         Err(_) => Err(GatewayError::upstream_timeout(

@@ -306,6 +306,7 @@ mod tests {
             first_byte: None,
             total: Duration::from_millis(5),
             payment_method: "api_key",
+            payment: None,
             receipt: Some(Parties {
                 owner: [0xaa; 20],
                 delegate: [0xbb; 20],

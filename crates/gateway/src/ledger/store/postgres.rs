@@ -16,6 +16,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/postgres/0002_clients.sql"),
     ),
     (
+        3,
+        "x402",
+        include_str!("../../../migrations/postgres/0003_x402.sql"),
+    ),
+    (
         4,
         "sapphire",
         include_str!("../../../migrations/postgres/0004_sapphire.sql"),
