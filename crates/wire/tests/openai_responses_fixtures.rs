@@ -139,12 +139,28 @@ fn codex_request_canonical_details() {
             ContentBlock::Thinking { .. } => "thinking",
             ContentBlock::Text(_) => "text",
             ContentBlock::Unknown { value, .. } => value["type"].as_str().unwrap(),
+            ContentBlock::ToolCall(_) => "call",
             _ => "other",
         })
         .collect();
-    assert_eq!(kinds, ["thinking", "reasoning", "text", "custom_tool_call"]);
+    assert_eq!(kinds, ["thinking", "reasoning", "text", "call"]);
+    // The custom tool call is a canonical call of the `apply_patch` function, its text the
+    // `input` argument; its output a tool result.
+    match &req.messages[4].content[3] {
+        ContentBlock::ToolCall(call) => {
+            assert_eq!(call.id, "call_Pa7");
+            assert_eq!(call.name, "apply_patch");
+            let args: Value = serde_json::from_str(&call.arguments).unwrap();
+            assert_eq!(
+                args,
+                json!({"input": "*** Begin Patch\n*** Update File: src/math.rs\n@@\n-    a - b\n+    a + b\n*** End Patch"})
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
     assert!(matches!(&req.messages[5].content[..],
-        [ContentBlock::Unknown { value, .. }] if value["type"] == "custom_tool_call_output"));
+        [ContentBlock::ToolResult { tool_call_id, content, .. }]
+            if tool_call_id == "call_Pa7" && matches!(&content[..], [ContentBlock::Text(t)] if t.text.starts_with("Success."))));
     assert!(matches!(
         &req.messages[6].content[1],
         ContentBlock::Image { source: ImageSource::Base64 { media_type, .. }, .. } if media_type == "image/png"
@@ -166,10 +182,40 @@ fn codex_request_canonical_details() {
         [
             "fn:shell",
             "fn:update_plan",
-            "other:custom",
+            "fn:apply_patch",
             "other:web_search"
         ]
     );
+    match &req.tools[2] {
+        Tool::Function(f) => {
+            assert_eq!(
+                f.parameters,
+                json!({"type": "object", "properties": {"input": {"type": "string",
+                    "description": "The tool's whole input as free-form text (not JSON)."}},
+                    "required": ["input"], "additionalProperties": false})
+            );
+            let d = f.description.as_deref().unwrap();
+            assert!(
+                d.starts_with("Use the `apply_patch` tool to edit files."),
+                "{d}"
+            );
+            assert!(
+                d.contains("lark grammar:\nstart: begin_patch hunk+ end_patch"),
+                "{d}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let map = openai_responses::ToolMap::of(&req);
+    assert_eq!(
+        map.get("apply_patch"),
+        Some(&openai_responses::ClientTool {
+            name: "apply_patch".into(),
+            namespace: None,
+            custom: true
+        })
+    );
+    assert_eq!(map.get("shell"), None);
     assert!(matches!(&req.tools[0], Tool::Function(f) if f.strict == Some(false)));
     assert_eq!(req.tool_choice, Some(ToolChoice::Auto));
     assert_eq!(req.parallel_tool_calls, Some(false));
@@ -188,8 +234,16 @@ fn codex_request_canonical_details() {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["include", "prompt_cache_key", "reasoning", "store", "text"]
+        [
+            "__ekai",
+            "include",
+            "prompt_cache_key",
+            "reasoning",
+            "store",
+            "text"
+        ]
     );
+    assert_eq!(openai_responses::instruction_parts(&req), 1);
     assert_eq!(extra.fields["reasoning"], json!({"summary": "auto"}));
     assert_eq!(
         request_state(&req),
@@ -227,7 +281,10 @@ fn simple_and_json_schema_details() {
     );
     assert_eq!(req.user.as_deref(), Some("hash-77"));
     assert_eq!(req.system[0].text, "Extract the event information.");
-    assert!(req.extra.is_none());
+    // Only the gateway's note that the first system part is the instructions.
+    let extra = req.extra.as_ref().unwrap();
+    assert_eq!(extra.fields.keys().collect::<Vec<_>>(), ["__ekai"]);
+    assert_eq!(openai_responses::instruction_parts(&req), 1);
 }
 
 #[test]
@@ -732,10 +789,35 @@ fn requests_for_chat_and_anthropic_upstreams() {
         .unwrap();
     assert_eq!(msgs[call_at + 1]["role"], "tool");
     assert_eq!(msgs[call_at + 1]["tool_call_id"], "call_Xk2PqT9");
-    assert_eq!(chat["tools"].as_array().unwrap().len(), 2);
+    // So does the apply_patch call (a custom tool, now a function) with its output.
+    let call_at = msgs
+        .iter()
+        .position(|m| m["tool_calls"][0]["id"] == "call_Pa7")
+        .unwrap();
+    assert_eq!(
+        msgs[call_at]["tool_calls"][0]["function"]["name"],
+        "apply_patch"
+    );
+    assert_eq!(msgs[call_at + 1]["tool_call_id"], "call_Pa7");
+    // shell, update_plan and apply_patch; the hosted web_search has no equivalent.
+    let names = |tools: &Value, key: &str| -> Vec<String> {
+        tools
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.pointer(key).unwrap().as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&chat["tools"], "/function/name"),
+        ["shell", "update_plan", "apply_patch"]
+    );
     assert_eq!(chat["reasoning_effort"], "medium");
     let claude = anthropic::request_to_json(&req).unwrap();
-    assert_eq!(claude["tools"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        names(&claude["tools"], "/name"),
+        ["shell", "update_plan", "apply_patch"]
+    );
     assert!(claude["system"].to_string().contains("You are Codex"));
 }
 

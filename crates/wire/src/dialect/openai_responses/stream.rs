@@ -10,10 +10,13 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::Reply;
 use super::response::{
-    Head, WireUsage, finish_of, function_call_item, item_blocks, item_id, message_item,
-    output_text_part, reasoning_text, response_id, response_object, status_of,
+    Head, WireUsage, call_item_id, client_call_item, custom_call_item, finish_of,
+    function_call_item, item_blocks, item_id, message_item, output_text_part, reasoning_text,
+    response_id, response_object, status_of,
 };
+use super::tools::{ClientTool, InputReader};
 use crate::canonical::{
     BlockStart, ContentBlock, Delta, FinishReason, StreamDecoder, StreamEncoder, StreamEvent,
     ToolCall, Usage,
@@ -567,11 +570,36 @@ struct SummaryDelta<'a> {
     delta: &'a str,
 }
 
+/// `response.custom_tool_call_input.delta`
+#[derive(Serialize)]
+struct InputDelta<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    sequence_number: u64,
+    item_id: &'a str,
+    output_index: usize,
+    delta: &'a str,
+}
+
 #[derive(Debug)]
 enum OutKind {
     Message,
-    Call { call_id: String, name: String },
-    Reasoning { part_open: bool },
+    Call {
+        call_id: String,
+        name: String,
+        /// Declared inside a namespace: goes out under its own name and namespace.
+        client: Option<ClientTool>,
+    },
+    /// A call of a tool the client declared as `custom`: its `input` text is streamed out of the
+    /// canonical `{"input": …}` arguments.
+    Custom {
+        call_id: String,
+        tool: ClientTool,
+        reader: InputReader,
+    },
+    Reasoning {
+        part_open: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -591,6 +619,7 @@ struct OutItem {
 #[derive(Debug)]
 pub struct Encoder {
     created: u64,
+    reply: Reply,
     id: String,
     model: String,
     seq: u64,
@@ -603,8 +632,14 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn new(created: u64) -> Self {
+        Self::for_reply(created, Reply::default())
+    }
+
+    /// An encoder answering the request `reply` describes (its tools, the id the gateway chose).
+    pub fn for_reply(created: u64, reply: Reply) -> Self {
         Encoder {
             created,
+            reply,
             id: String::new(),
             model: String::new(),
             seq: 0,
@@ -651,6 +686,8 @@ impl Encoder {
             status,
             incomplete_reason: reason,
             error,
+            store: self.reply.store,
+            previous_response_id: self.reply.previous_response_id.as_deref(),
         }
     }
 
@@ -659,6 +696,9 @@ impl Encoder {
             return;
         }
         self.started = true;
+        if let Some(chosen) = &self.reply.id {
+            self.id.clone_from(chosen);
+        }
         if self.id.is_empty() {
             self.id = response_id("");
         }
@@ -690,14 +730,26 @@ impl Encoder {
                 let item = message_item(&id, "in_progress", Vec::new());
                 (id, item)
             }
-            OutKind::Call { call_id, name } => {
-                let id = format!("fc_{call_id}");
+            OutKind::Call {
+                call_id,
+                name,
+                client,
+            } => {
+                let id = call_item_id(call_id, client.as_ref());
                 let call = ToolCall {
                     id: call_id.clone(),
                     name: name.clone(),
                     arguments: String::new(),
                 };
-                let item = function_call_item(&id, "in_progress", &call);
+                let item = match client {
+                    Some(t) => client_call_item(&id, "in_progress", &call, t),
+                    None => function_call_item(&id, "in_progress", &call),
+                };
+                (id, item)
+            }
+            OutKind::Custom { call_id, tool, .. } => {
+                let id = call_item_id(call_id, Some(tool));
+                let item = custom_call_item(&id, call_id, tool, "");
                 (id, item)
             }
             OutKind::Reasoning { .. } => {
@@ -782,6 +834,24 @@ impl Encoder {
                     },
                 );
             }
+            (OutKind::Custom { reader, .. }, Delta::ToolArguments(args)) => {
+                let text = reader.push(args);
+                if text.is_empty() {
+                    return;
+                }
+                self.seq += 1;
+                Self::write(
+                    out,
+                    "response.custom_tool_call_input.delta",
+                    &InputDelta {
+                        kind: "response.custom_tool_call_input.delta",
+                        sequence_number: seq,
+                        item_id: &item.id,
+                        output_index: pos,
+                        delta: &text,
+                    },
+                );
+            }
             (OutKind::Reasoning { part_open }, Delta::Thinking(text)) => {
                 if text.is_empty() {
                     return;
@@ -829,7 +899,7 @@ impl Encoder {
         item.done = true;
         let id = item.id.clone();
         let text = std::mem::take(&mut item.text);
-        let (events, value): (Vec<(&str, Value)>, Value) = match &item.kind {
+        let (events, value): (Vec<(&str, Value)>, Value) = match &mut item.kind {
             OutKind::Message => {
                 let part = output_text_part(&text);
                 let events = vec![
@@ -844,17 +914,47 @@ impl Encoder {
                 ];
                 (events, message_item(&id, "completed", vec![part]))
             }
-            OutKind::Call { call_id, name } => {
+            OutKind::Call {
+                call_id,
+                name,
+                client,
+            } => {
                 let call = ToolCall {
                     id: call_id.clone(),
                     name: name.clone(),
                     arguments: text,
                 };
+                let shown = client.as_ref().map_or(&call.name, |t| &t.name);
                 let events = vec![(
                     "response.function_call_arguments.done",
-                    json!({"item_id": id, "output_index": pos, "name": call.name, "arguments": call.arguments}),
+                    json!({"item_id": id, "output_index": pos, "name": shown, "arguments": call.arguments}),
                 )];
-                (events, function_call_item(&id, "completed", &call))
+                let value = match client {
+                    Some(t) => client_call_item(&id, "completed", &call, t),
+                    None => function_call_item(&id, "completed", &call),
+                };
+                (events, value)
+            }
+            OutKind::Custom {
+                call_id,
+                tool,
+                reader,
+            } => {
+                let mut events = Vec::new();
+                // Arguments that were not `{"input": …}`-shaped are read whole now.
+                let rest = reader.finish();
+                if !rest.is_empty() {
+                    events.push((
+                        "response.custom_tool_call_input.delta",
+                        json!({"item_id": id, "output_index": pos, "delta": rest}),
+                    ));
+                }
+                let input = reader.input();
+                events.push((
+                    "response.custom_tool_call_input.done",
+                    json!({"item_id": id, "output_index": pos, "input": input}),
+                ));
+                (events, custom_call_item(&id, call_id, tool, input))
             }
             OutKind::Reasoning { part_open } => {
                 let mut events = Vec::new();
@@ -932,7 +1032,10 @@ impl StreamEncoder for Encoder {
         match event {
             StreamEvent::Start { id, model, usage } => {
                 if !self.started {
-                    self.id = response_id(id);
+                    self.id = match &self.reply.id {
+                        Some(chosen) => chosen.clone(),
+                        None => response_id(id),
+                    };
                     self.model.clone_from(model);
                 }
                 self.usage.merge_max(usage);
@@ -943,9 +1046,17 @@ impl StreamEncoder for Encoder {
                 let kind = match block {
                     BlockStart::Text => OutKind::Message,
                     BlockStart::Thinking => OutKind::Reasoning { part_open: false },
-                    BlockStart::ToolCall { id, name } => OutKind::Call {
-                        call_id: id.clone(),
-                        name: name.clone(),
+                    BlockStart::ToolCall { id, name } => match self.reply.tools.get(name) {
+                        Some(t) if t.custom => OutKind::Custom {
+                            call_id: id.clone(),
+                            tool: t.clone(),
+                            reader: InputReader::default(),
+                        },
+                        client => OutKind::Call {
+                            call_id: id.clone(),
+                            name: name.clone(),
+                            client: client.cloned(),
+                        },
                     },
                     // Opaque Anthropic data: nothing a Responses client can use.
                     BlockStart::RedactedThinking { .. } => return,
