@@ -57,7 +57,12 @@ fn cross_json(rel: &str, actual: &Value) {
     support::assert_json_snapshot(&fixtures().join("cross").join(rel), actual);
 }
 
-const REQUEST_CASES: &[&str] = &["req_codex", "req_simple", "req_json_schema"];
+const REQUEST_CASES: &[&str] = &[
+    "req_codex",
+    "req_codex_tools",
+    "req_simple",
+    "req_json_schema",
+];
 const RESPONSE_CASES: &[&str] = &["resp_text", "resp_function_call", "resp_reasoning_text"];
 
 // ---------------------------------------------------------------------------------------------
@@ -252,6 +257,165 @@ fn codex_request_canonical_details() {
             previous_response_id: None
         }
     );
+}
+
+/// Codex's other tool kinds: custom tools and namespaces become functions every model can call,
+/// hosted tools stay for OpenAI alone, and a Responses rendering gives back exactly what came.
+#[test]
+fn codex_tool_kinds_map_to_functions_and_back() {
+    let raw: Value = serde_json::from_slice(&read("req_codex_tools.json")).unwrap();
+    let req = parse_request(&read("req_codex_tools.json")).unwrap();
+    let names: Vec<String> = req
+        .tools
+        .iter()
+        .map(|t| match t {
+            Tool::Function(f) => format!("fn:{}", f.name),
+            Tool::Unknown { value, .. } => format!("hosted:{}", value["type"].as_str().unwrap()),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "fn:exec_command",
+            "fn:apply_patch",
+            "fn:notes",
+            "fn:mcp__weather__get_forecast",
+            "fn:mcp__weather__alerts",
+            "fn:mcp__db__query",
+            "hosted:web_search",
+            "hosted:local_shell",
+            "hosted:tool_search",
+            "hosted:mcp",
+            "hosted:image_generation",
+        ]
+    );
+    let func = |name: &str| match req
+        .tools
+        .iter()
+        .find(|t| matches!(t, Tool::Function(f) if f.name == name))
+    {
+        Some(Tool::Function(f)) => f.clone(),
+        _ => panic!("no function {name}"),
+    };
+    // A text-format custom tool: no grammar to state.
+    let notes = func("notes");
+    assert_eq!(notes.parameters["required"], json!(["input"]));
+    assert!(!notes.description.unwrap().contains("grammar"));
+    // Namespace members keep their schema; the group's description follows the member's own.
+    let forecast = func("mcp__weather__get_forecast");
+    assert_eq!(
+        forecast.parameters,
+        raw["tools"][3]["tools"][0]["parameters"]
+    );
+    assert_eq!(
+        forecast.description.as_deref(),
+        Some("Forecast for a city.\n\n(mcp__weather__: Weather MCP tools.)")
+    );
+    assert_eq!(
+        func("mcp__weather__alerts").description.as_deref(),
+        Some("Weather MCP tools.")
+    );
+    let query = func("mcp__db__query");
+    assert_eq!(query.parameters["properties"]["input"]["type"], "string");
+    assert_eq!(
+        req.tool_choice,
+        Some(ToolChoice::Tool("apply_patch".into()))
+    );
+
+    // Calls and outputs are canonical calls and results, linked by id.
+    let roles: Vec<Role> = req.messages.iter().map(|m| m.role).collect();
+    assert_eq!(
+        roles,
+        [
+            Role::User,
+            Role::Assistant,
+            Role::User,
+            Role::Assistant,
+            Role::User,
+            Role::Assistant,
+            Role::User,
+            Role::User
+        ]
+    );
+    let call = |i: usize| match &req.messages[i].content[..] {
+        [ContentBlock::ToolCall(c)] => c.clone(),
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(call(1).name, "apply_patch");
+    assert_eq!(
+        openai_responses::custom_input(&call(1).arguments),
+        "*** Begin Patch\n*** Add File: hello.txt\n+say \"hi\"\n*** End Patch"
+    );
+    assert_eq!(call(3).name, "mcp__weather__get_forecast");
+    assert_eq!(call(3).arguments, "{\"city\":\"Bern\"}");
+    assert_eq!(call(5).name, "mcp__db__query");
+    assert_eq!(call(5).arguments, "{\"input\":\"select 1\"}");
+    for (i, id) in [(2, "call_ap1"), (4, "call_ns1"), (6, "call_sq1")] {
+        assert!(
+            matches!(&req.messages[i].content[..], [ContentBlock::ToolResult { tool_call_id, .. }] if tool_call_id == id),
+            "{i}"
+        );
+    }
+    let map = openai_responses::ToolMap::of(&req);
+    let tool = |n: &str, ns: Option<&str>, custom: bool| openai_responses::ClientTool {
+        name: n.into(),
+        namespace: ns.map(str::to_string),
+        custom,
+    };
+    assert_eq!(
+        map.get("apply_patch"),
+        Some(&tool("apply_patch", None, true))
+    );
+    assert_eq!(
+        map.get("mcp__weather__get_forecast"),
+        Some(&tool("get_forecast", Some("mcp__weather__"), false))
+    );
+    assert_eq!(
+        map.get("mcp__db__query"),
+        Some(&tool("query", Some("mcp__db__"), true))
+    );
+    assert_eq!(map.get("exec_command"), None);
+
+    // Back to a Responses upstream: the very tools, tool choice and items the client sent.
+    let out = request_to_json(&req).unwrap();
+    assert_eq!(out["tools"], raw["tools"]);
+    assert_eq!(out["tool_choice"], raw["tool_choice"]);
+    assert_eq!(out["input"], raw["input"]);
+    assert!(!out.to_string().contains("__ekai"));
+
+    // To Chat and Anthropic: functions only, with the hosted tools dropped.
+    let chat = openai_chat::request_to_json(&req).unwrap();
+    assert_eq!(chat["tools"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        chat["tool_choice"],
+        json!({"type": "function", "function": {"name": "apply_patch"}})
+    );
+    let claude = anthropic::request_to_json(&req).unwrap();
+    assert_eq!(claude["tools"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        claude["tool_choice"]["name"], "apply_patch",
+        "{}",
+        claude["tool_choice"]
+    );
+    for body in [&chat, &claude] {
+        let text = body.to_string();
+        for hosted in [
+            "web_search",
+            "local_shell",
+            "tool_search",
+            "deepwiki",
+            "image_generation",
+        ] {
+            assert!(!text.contains(hosted), "{hosted} leaked: {text}");
+        }
+    }
+    // A client cannot plant the gateway's own bookkeeping.
+    let planted = parse_request(
+        br#"{"model":"m","input":"x","__ekai":{"tools":{"f":{"name":"g","custom":true}}}}"#,
+    )
+    .unwrap();
+    assert!(openai_responses::ToolMap::of(&planted).is_empty());
+    assert!(planted.extra.is_none());
 }
 
 #[test]
@@ -705,6 +869,254 @@ fn stream_incomplete_is_max_tokens() {
     assert_eq!(again.finish_reason, Some(FinishReason::MaxTokens));
     assert_eq!(again.content, vec![ContentBlock::text("cut o")]);
     assert_eq!(again.id, "resp_chatcmpl-1");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calls of custom and namespaced tools, answered by a model that only knows functions
+// ---------------------------------------------------------------------------------------------
+
+const PATCH: &str =
+    "*** Begin Patch\n*** Add File: hello.txt\n+say \"hi\" \u{e9}\u{1F600}\\\n*** End Patch";
+
+fn tool_calls_response() -> Response {
+    Response {
+        id: "msg_01Tools".into(),
+        model: "claude-sonnet-4-5".into(),
+        content: vec![
+            ContentBlock::text("Patching."),
+            ContentBlock::ToolCall(ToolCall {
+                id: "toolu_1".into(),
+                name: "apply_patch".into(),
+                arguments: openai_responses::custom_arguments(PATCH),
+            }),
+            ContentBlock::ToolCall(ToolCall {
+                id: "toolu_2".into(),
+                name: "mcp__weather__get_forecast".into(),
+                arguments: "{\"city\":\"Paris\"}".into(),
+            }),
+            ContentBlock::ToolCall(ToolCall {
+                id: "toolu_3".into(),
+                name: "mcp__db__query".into(),
+                arguments: "{\"input\":\"select 2\"}".into(),
+            }),
+            ContentBlock::ToolCall(ToolCall {
+                id: "toolu_4".into(),
+                name: "exec_command".into(),
+                arguments: "{\"cmd\":\"ls\"}".into(),
+            }),
+        ],
+        finish_reason: Some(FinishReason::ToolUse),
+        usage: Usage {
+            input_tokens: 40,
+            output_tokens: 30,
+            ..Usage::default()
+        },
+        ..Response::default()
+    }
+}
+
+fn tools_reply() -> openai_responses::Reply {
+    let req = parse_request(&read("req_codex_tools.json")).unwrap();
+    openai_responses::Reply::for_request(&req)
+}
+
+/// The output items a Codex client must get for `tool_calls_response`.
+fn expected_call_items() -> Value {
+    json!([
+        {"id": "ctc_toolu_1", "type": "custom_tool_call", "call_id": "toolu_1",
+         "name": "apply_patch", "input": PATCH},
+        {"id": "fc_toolu_2", "type": "function_call", "status": "completed",
+         "arguments": "{\"city\":\"Paris\"}", "call_id": "toolu_2", "name": "get_forecast",
+         "namespace": "mcp__weather__"},
+        {"id": "ctc_toolu_3", "type": "custom_tool_call", "call_id": "toolu_3", "name": "query",
+         "namespace": "mcp__db__", "input": "select 2"},
+        {"id": "fc_toolu_4", "type": "function_call", "status": "completed",
+         "arguments": "{\"cmd\":\"ls\"}", "call_id": "toolu_4", "name": "exec_command"}
+    ])
+}
+
+#[test]
+fn calls_of_custom_and_namespaced_tools_answer_in_the_declared_shape() {
+    let mut reply = tools_reply();
+    assert!(!reply.store);
+    let resp = tool_calls_response();
+    let out = openai_responses::response_to_json_for(&resp, &reply);
+    assert_eq!(
+        out["output"].as_array().unwrap()[1..],
+        expected_call_items().as_array().unwrap()[..]
+    );
+    assert_eq!(out["id"], "resp_msg_01Tools");
+    assert_eq!(out["store"], false);
+    // Read back (as from an OpenAI upstream): the same canonical calls.
+    let again = parse_response(out.to_string().as_bytes()).unwrap();
+    assert_eq!(again.content, resp.content);
+    assert_eq!(again.finish_reason, Some(FinishReason::ToolUse));
+    // Without the request's tools, every call is a plain function call.
+    let plain = response_to_json(&resp);
+    assert!(
+        plain["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .skip(1)
+            .all(|i| i["type"] == "function_call")
+    );
+    // The id the gateway chose, and what the client asked to have kept, are echoed.
+    reply.id = Some("resp_gw_1".into());
+    reply.store = true;
+    reply.previous_response_id = Some("resp_gw_0".into());
+    let out = openai_responses::response_to_json_for(&resp, &reply);
+    assert_eq!(out["id"], "resp_gw_1");
+    assert_eq!(out["store"], true);
+    assert_eq!(out["previous_response_id"], "resp_gw_0");
+    assert_eq!(out["output"][0]["id"], "msg_gw_1_0");
+}
+
+/// Canonical events for `tool_calls_response`, the arguments cut into `pieces`-byte fragments
+/// (escapes and multi-byte characters cut where they fall).
+fn tool_call_events(pieces: usize) -> Vec<StreamEvent> {
+    use ekai_wire::canonical::{BlockStart, Delta};
+    let resp = tool_calls_response();
+    let mut events = vec![StreamEvent::Start {
+        id: resp.id.clone(),
+        model: resp.model.clone(),
+        usage: Usage::default(),
+    }];
+    for (i, block) in resp.content.iter().enumerate() {
+        let index = i as u32;
+        match block {
+            ContentBlock::Text(t) => {
+                events.push(StreamEvent::BlockStart {
+                    index,
+                    block: BlockStart::Text,
+                });
+                events.push(StreamEvent::BlockDelta {
+                    index,
+                    delta: Delta::Text(t.text.clone()),
+                });
+            }
+            ContentBlock::ToolCall(c) => {
+                events.push(StreamEvent::BlockStart {
+                    index,
+                    block: BlockStart::ToolCall {
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                    },
+                });
+                let mut rest = c.arguments.as_str();
+                while !rest.is_empty() {
+                    let mut cut = pieces.min(rest.len());
+                    while !rest.is_char_boundary(cut) {
+                        cut += 1;
+                    }
+                    events.push(StreamEvent::BlockDelta {
+                        index,
+                        delta: Delta::ToolArguments(rest[..cut].to_string()),
+                    });
+                    rest = &rest[cut..];
+                }
+            }
+            _ => unreachable!(),
+        }
+        events.push(StreamEvent::BlockStop { index });
+    }
+    events.push(StreamEvent::Finish {
+        reason: resp.finish_reason.clone(),
+        stop_sequence: None,
+        usage: resp.usage,
+    });
+    events.push(StreamEvent::Stop);
+    events
+}
+
+#[test]
+fn streamed_custom_tool_input_is_relayed_as_it_is_generated() {
+    for pieces in [1, 3, 7, 1000] {
+        let events = tool_call_events(pieces);
+        let mut encoder = Encoder::for_reply(CREATED, tools_reply());
+        let mut bytes = Vec::new();
+        for ev in &events {
+            encoder.encode(ev, &mut bytes);
+        }
+        let last = assert_valid_responses_sse(&bytes);
+        assert_eq!(
+            last["response"]["output"].as_array().unwrap()[1..],
+            expected_call_items().as_array().unwrap()[..],
+            "pieces={pieces}"
+        );
+        let evs: Vec<Value> = sse_events(&bytes)
+            .iter()
+            .map(|(_, d)| serde_json::from_str(d).unwrap())
+            .collect();
+        let of = |kind: &str, item: &str| -> Vec<&Value> {
+            evs.iter()
+                .filter(|v| v["type"] == kind && v["item_id"] == item)
+                .collect()
+        };
+        // apply_patch: its text comes out in pieces (not JSON), then once whole.
+        let deltas = of("response.custom_tool_call_input.delta", "ctc_toolu_1");
+        let text: String = deltas
+            .iter()
+            .map(|d| d["delta"].as_str().unwrap())
+            .collect();
+        assert_eq!(text, PATCH, "pieces={pieces}");
+        if pieces < 10 {
+            assert!(deltas.len() > 5, "pieces={pieces}: {}", deltas.len());
+        }
+        let done = of("response.custom_tool_call_input.done", "ctc_toolu_1");
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0]["input"], PATCH);
+        assert_eq!(done[0]["output_index"], 1);
+        let added = evs
+            .iter()
+            .find(|v| v["type"] == "response.output_item.added" && v["output_index"] == 1)
+            .unwrap();
+        assert_eq!(
+            added["item"],
+            json!({"id": "ctc_toolu_1", "type": "custom_tool_call", "call_id": "toolu_1",
+                   "name": "apply_patch", "input": ""})
+        );
+        // A namespaced function streams its arguments under its own name.
+        let fn_done = of("response.function_call_arguments.done", "fc_toolu_2");
+        assert_eq!(fn_done[0]["name"], "get_forecast");
+        assert!(of("response.function_call_arguments.delta", "ctc_toolu_1").is_empty());
+        // Codex reading it back (or an OpenAI upstream's stream, decoded): the same calls.
+        let again = accumulate(&decode_sse(&bytes, 11, &mut Decoder::new()));
+        assert_eq!(
+            again.content,
+            tool_calls_response().content,
+            "pieces={pieces}"
+        );
+        assert_eq!(again.finish_reason, Some(FinishReason::ToolUse));
+    }
+    // Arguments that are not `{"input": …}` (a model that named the field otherwise) come out
+    // whole when the call ends.
+    use ekai_wire::canonical::{BlockStart, Delta};
+    let mut encoder = Encoder::for_reply(CREATED, tools_reply());
+    let mut bytes = Vec::new();
+    for ev in [
+        StreamEvent::BlockStart {
+            index: 0,
+            block: BlockStart::ToolCall {
+                id: "t".into(),
+                name: "apply_patch".into(),
+            },
+        },
+        StreamEvent::BlockDelta {
+            index: 0,
+            delta: Delta::ToolArguments("{\"patch\": \"a\\n".into()),
+        },
+        StreamEvent::BlockDelta {
+            index: 0,
+            delta: Delta::ToolArguments("b\"}".into()),
+        },
+        StreamEvent::BlockStop { index: 0 },
+        StreamEvent::Stop,
+    ] {
+        encoder.encode(&ev, &mut bytes);
+    }
+    let last = assert_valid_responses_sse(&bytes);
+    assert_eq!(last["response"]["output"][0]["input"], "a\nb");
 }
 
 // ---------------------------------------------------------------------------------------------

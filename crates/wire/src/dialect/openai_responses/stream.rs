@@ -38,6 +38,7 @@ struct WireEvent<'a> {
     text: Option<String>,
     refusal: Option<String>,
     arguments: Option<String>,
+    input: Option<String>,
     item: Option<Value>,
     response: Option<WireResponse>,
     // `error` events carry these at the top level.
@@ -60,6 +61,8 @@ struct WireResponse {
 enum Kind {
     Message,
     Call,
+    /// A `custom_tool_call`: its input text becomes canonical `{"input": …}` arguments.
+    Custom,
     Reasoning,
     /// Hosted tool calls and anything newer: no canonical block.
     Other,
@@ -167,11 +170,16 @@ impl Decoder {
         let (block, delta) = match self.items.get(pos).map(|i| i.kind) {
             Some(Kind::Message) => (BlockStart::Text, Delta::Text(text)),
             Some(Kind::Reasoning) => (BlockStart::Thinking, Delta::Thinking(text)),
-            Some(Kind::Call) => {
+            Some(kind @ (Kind::Call | Kind::Custom)) => {
                 let Some(index) = self.items.get(pos).and_then(|i| i.block) else {
                     return;
                 };
                 if self.items.get(pos).is_some_and(|i| !i.closed) {
+                    let text = if kind == Kind::Custom {
+                        json_string_body(&text)
+                    } else {
+                        text
+                    };
                     out.push(StreamEvent::BlockDelta {
                         index,
                         delta: Delta::ToolArguments(text),
@@ -191,6 +199,12 @@ impl Decoder {
             if !item.closed {
                 item.closed = true;
                 if let Some(index) = item.block {
+                    if item.kind == Kind::Custom {
+                        out.push(StreamEvent::BlockDelta {
+                            index,
+                            delta: Delta::ToolArguments("\"}".into()),
+                        });
+                    }
                     out.push(StreamEvent::BlockStop { index });
                 }
             }
@@ -215,18 +229,33 @@ impl Decoder {
         let kind = match str_field(item, "type") {
             "message" => Kind::Message,
             "function_call" => Kind::Call,
+            "custom_tool_call" => Kind::Custom,
             "reasoning" => Kind::Reasoning,
             _ => Kind::Other,
         };
         let pos = self.add(output_index, id, kind);
-        if kind == Kind::Call {
+        if matches!(kind, Kind::Call | Kind::Custom) {
             self.has_calls = true;
+            let namespace = item.get("namespace").and_then(Value::as_str);
             let block = BlockStart::ToolCall {
                 id: str_field(item, "call_id").to_string(),
-                name: str_field(item, "name").to_string(),
+                name: super::tools::flat_name(namespace, str_field(item, "name")),
             };
-            self.open(pos, block, out);
-            let arguments = str_field(item, "arguments");
+            let index = self.open(pos, block, out);
+            if let (Kind::Custom, Some(index)) = (kind, index) {
+                out.push(StreamEvent::BlockDelta {
+                    index,
+                    delta: Delta::ToolArguments("{\"input\":\"".into()),
+                });
+            }
+            let arguments = str_field(
+                item,
+                if kind == Kind::Custom {
+                    "input"
+                } else {
+                    "arguments"
+                },
+            );
             if !arguments.is_empty() {
                 self.text(pos, arguments.to_string(), out);
                 if let Some(it) = self.items.get_mut(pos) {
@@ -271,6 +300,7 @@ impl Decoder {
                 }
                 Some(Kind::Reasoning) => reasoning_text(item),
                 Some(Kind::Call) => str_field(item, "arguments").to_string(),
+                Some(Kind::Custom) => str_field(item, "input").to_string(),
                 _ => String::new(),
             };
             self.text(pos, text, out);
@@ -301,7 +331,12 @@ impl Decoder {
         if self.items.get(pos).is_some_and(|i| i.got_delta) {
             return;
         }
-        let text = ev.text.or(ev.refusal).or(ev.arguments).unwrap_or_default();
+        let text = ev
+            .text
+            .or(ev.refusal)
+            .or(ev.arguments)
+            .or(ev.input)
+            .unwrap_or_default();
         if !text.is_empty() {
             if let Some(item) = self.items.get_mut(pos) {
                 item.got_delta = true;
@@ -327,11 +362,12 @@ impl Decoder {
             }
         }
         let has_calls = self.has_calls
-            || resp
-                .output
-                .iter()
-                .flatten()
-                .any(|i| i.get("type").and_then(Value::as_str) == Some("function_call"));
+            || resp.output.iter().flatten().any(|i| {
+                matches!(
+                    i.get("type").and_then(Value::as_str),
+                    Some("function_call" | "custom_tool_call")
+                )
+            });
         let reason = resp
             .incomplete_details
             .as_ref()
@@ -411,11 +447,22 @@ fn empty_event<'a>(output_index: Option<u64>) -> WireEvent<'a> {
         text: None,
         refusal: None,
         arguments: None,
+        input: None,
         item: None,
         response: None,
         code: None,
         message: None,
     }
+}
+
+/// `text` as it appears inside a JSON string literal (escaped, without the quotes).
+fn json_string_body(text: &str) -> String {
+    let quoted = Value::String(text.to_string()).to_string();
+    quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn str_field<'a>(obj: &'a Map<String, Value>, key: &str) -> &'a str {
@@ -492,6 +539,14 @@ impl StreamDecoder for Decoder {
             "response.function_call_arguments.done" => {
                 self.start(None, out);
                 self.done_text(ev, Kind::Call, out);
+            }
+            "response.custom_tool_call_input.delta" => {
+                self.start(None, out);
+                self.delta(ev, Kind::Custom, out);
+            }
+            "response.custom_tool_call_input.done" => {
+                self.start(None, out);
+                self.done_text(ev, Kind::Custom, out);
             }
             "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
                 self.start(None, out);
