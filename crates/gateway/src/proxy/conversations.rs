@@ -94,8 +94,7 @@ impl ConversationStore {
             inner.bytes -= old.bytes;
         }
         while !inner.map.is_empty()
-            && (inner.map.len() >= self.limits.entries
-                || inner.bytes + bytes > self.limits.bytes)
+            && (inner.map.len() >= self.limits.entries || inner.bytes + bytes > self.limits.bytes)
         {
             if !Self::evict_oldest(&mut inner) {
                 break;

@@ -45,11 +45,7 @@ fn new_response_id() -> Result<String, GatewayError> {
 
 /// Whether this raw Responses body continues a conversation the gateway keeps (so it must take
 /// the canonical path even to OpenAI, which does not know the gateway's ids).
-pub(crate) fn continues_kept(
-    store: &ConversationStore,
-    owner: Option<&str>,
-    body: &[u8],
-) -> bool {
+pub(crate) fn continues_kept(store: &ConversationStore, owner: Option<&str>, body: &[u8]) -> bool {
     #[derive(serde::Deserialize)]
     struct Continuation {
         previous_response_id: Option<String>,
@@ -230,7 +226,10 @@ mod tests {
         assert_eq!(second.messages.len(), 4);
         assert_eq!(second.system.len(), 1);
         assert_eq!(second.system[0].text, "new");
-        assert_eq!(turn2.reply.previous_response_id.as_deref(), Some(id.as_str()));
+        assert_eq!(
+            turn2.reply.previous_response_id.as_deref(),
+            Some(id.as_str())
+        );
         assert!(
             openai_responses::request_state(&second)
                 .previous_response_id
@@ -248,7 +247,9 @@ mod tests {
         // store:false keeps nothing and gets no gateway id.
         let mut off = parse(r#"{"model":"m","store":false,"input":"x"}"#);
         let t = begin(&mut off, &store, Some("k")).unwrap();
-        assert!(t.reply.id.is_none() && t.keeper(&Arc::new(ConversationStore::default())).is_none());
+        assert!(
+            t.reply.id.is_none() && t.keeper(&Arc::new(ConversationStore::default())).is_none()
+        );
     }
 
     #[test]
