@@ -8,6 +8,10 @@
 //!   (`cross/responses_to_{chat,anthropic}/`), each response for Chat and Anthropic clients, and
 //!   Anthropic stream transcripts are re-encoded for a Responses client
 //!   (`cross/responses_from_anthropic/`) and checked to be a sequence Codex accepts.
+//! - Gemini both ways: requests and responses rendered for Gemini (`cross/responses_to_gemini/`),
+//!   Gemini responses and stream transcripts re-encoded for a Responses client
+//!   (`cross/responses_from_gemini/`), Responses stream transcripts re-encoded for a Gemini client
+//!   (`cross/gemini_from_responses/`), and a Codex tool loop through Gemini and back.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -29,7 +33,7 @@ use ekai_wire::dialect::openai_responses::{
     self, Decoder, Encoder, ResponsesState, is_terminal_event, parse_request, parse_response,
     request_state, request_to_json, response_to_json, usage_from_event, usage_from_response,
 };
-use ekai_wire::dialect::{anthropic, openai_chat};
+use ekai_wire::dialect::{anthropic, gemini, openai_chat};
 use ekai_wire::sse::SseParser;
 use serde_json::{Value, json};
 
@@ -1328,4 +1332,369 @@ fn anthropic_streams_reencoded_for_codex() {
         );
         assert_eq!(again.id, expected.id, "{case}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gemini, both ways
+// ---------------------------------------------------------------------------------------------
+
+/// Every functionCall in a Gemini body is answered by a functionResponse of the same name, in
+/// order, in the next turn.
+fn assert_gemini_calls_answered(body: &Value) {
+    let contents = body["contents"].as_array().unwrap();
+    for (i, c) in contents.iter().enumerate() {
+        let calls: Vec<&Value> = c["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.get("functionCall"))
+            .collect();
+        if calls.is_empty() {
+            continue;
+        }
+        assert_eq!(c["role"], "model");
+        let answers: Vec<&Value> = contents[i + 1]["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.get("functionResponse"))
+            .collect();
+        let names = |v: &[&Value]| -> Vec<String> {
+            v.iter()
+                .map(|x| x["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names(&calls), names(&answers), "turn {i}");
+    }
+}
+
+#[test]
+fn requests_for_gemini_upstreams() {
+    for case in REQUEST_CASES {
+        let req: Request = parse_request(&read(&format!("{case}.json"))).unwrap();
+        let body = gemini::request_to_json(&req).unwrap();
+        cross_json(&format!("responses_to_gemini/{case}.request.json"), &body);
+        assert_gemini_calls_answered(&body);
+        let text = body.to_string();
+        for leak in [
+            "encrypted_content",
+            "custom_tool_call",
+            "prompt_cache_key",
+            "__ekai",
+            "web_search",
+            "local_shell",
+            "\"store\"",
+            "input_text",
+        ] {
+            assert!(!text.contains(leak), "{case} → gemini carries {leak}");
+        }
+        gemini::parse_request(text.as_bytes(), "gemini-2.5-pro")
+            .unwrap_or_else(|e| panic!("{case} → gemini: {e}"));
+    }
+    // The Codex conversation: instructions and the developer message are the system
+    // instruction, reasoning effort a thinking budget, the shell call paired with its output.
+    let req = parse_request(&read("req_codex.json")).unwrap();
+    let body = gemini::request_to_json(&req).unwrap();
+    let system = body["systemInstruction"].to_string();
+    assert!(system.contains("You are Codex") && system.contains("permissions instructions"));
+    let contents = body["contents"].as_array().unwrap();
+    let call = contents
+        .iter()
+        .flat_map(|c| c["parts"].as_array().unwrap())
+        .find_map(|p| p.get("functionCall"))
+        .unwrap();
+    assert_eq!(call["name"], "shell");
+    assert_eq!(
+        call["args"]["command"],
+        json!(["bash", "-lc", "cargo test"])
+    );
+    let names: Vec<&str> = body["tools"][0]["functionDeclarations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["shell", "update_plan", "apply_patch"]);
+    assert!(
+        body["generationConfig"]["thinkingConfig"].is_object(),
+        "{body}"
+    );
+
+    // Codex's tool kinds: the flattened functions, the custom calls' text as `input`.
+    let req = parse_request(&read("req_codex_tools.json")).unwrap();
+    let body = gemini::request_to_json(&req).unwrap();
+    let calls: Vec<&Value> = body["contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["parts"].as_array().unwrap())
+        .filter_map(|p| p.get("functionCall"))
+        .collect();
+    assert_eq!(calls[0]["name"], "apply_patch");
+    assert_eq!(
+        calls[0]["args"]["input"],
+        "*** Begin Patch\n*** Add File: hello.txt\n+say \"hi\"\n*** End Patch"
+    );
+    assert_eq!(calls[1]["name"], "mcp__weather__get_forecast");
+    assert_eq!(calls[2]["args"], json!({"input": "select 1"}));
+    assert_eq!(
+        body["toolConfig"]["functionCallingConfig"],
+        json!({"mode": "ANY", "allowedFunctionNames": ["apply_patch"]})
+    );
+}
+
+#[test]
+fn responses_for_gemini_clients_and_back() {
+    for case in RESPONSE_CASES {
+        let resp = parse_response(&read(&format!("{case}.json"))).unwrap();
+        let body = gemini::response_to_json(&resp);
+        cross_json(&format!("responses_to_gemini/{case}.response.json"), &body);
+        assert!(!body.to_string().contains("encrypted_content"), "{case}");
+        let back = gemini::parse_response(body.to_string().as_bytes()).unwrap();
+        let calls = |r: &Response| -> Vec<ToolCall> {
+            r.content
+                .iter()
+                .filter_map(|b| match b {
+                    ContentBlock::ToolCall(c) => Some(c.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(
+            calls(&back).iter().map(|c| &c.name).collect::<Vec<_>>(),
+            calls(&resp).iter().map(|c| &c.name).collect::<Vec<_>>(),
+            "{case}"
+        );
+        assert_eq!(back.usage.output_tokens, resp.usage.output_tokens, "{case}");
+    }
+    // Gemini answers for a Responses client (Codex on Gemini), and read back.
+    let dir = fixtures().join("gemini/responses");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.ends_with(".json") && !n.ends_with(".expected.json")
+        })
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty());
+    for path in cases {
+        let case = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let resp = gemini::parse_response(&std::fs::read(&path).unwrap()).unwrap();
+        let out = response_to_json(&resp);
+        cross_json(&format!("responses_from_gemini/{case}.response.json"), &out);
+        let mut again = parse_response(out.to_string().as_bytes()).unwrap();
+        // The reasoning items read back whole beside their summaries.
+        again
+            .content
+            .retain(|b| !matches!(b, ContentBlock::Unknown { .. }));
+        let expected = visible_to_responses(resp.clone());
+        assert_eq!(again.content, expected.content, "{case}");
+        assert_eq!(again.usage.input_tokens, resp.usage.input_tokens, "{case}");
+        assert_eq!(
+            again.usage.reasoning_tokens, resp.usage.reasoning_tokens,
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn gemini_streams_reencoded_for_codex() {
+    let dir = fixtures().join("gemini/streams");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sse"))
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty());
+    for path in cases {
+        let case = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let bytes = std::fs::read(&path).unwrap();
+        let events = decode_sse(&bytes, 23, &mut gemini::Decoder::new());
+        let original = accumulate(&events);
+        let out = encode(&events);
+        support::assert_text_snapshot(
+            &fixtures()
+                .join("cross/responses_from_gemini")
+                .join(format!("{case}.sse")),
+            std::str::from_utf8(&out).unwrap(),
+        );
+        let last = assert_valid_responses_sse(&out);
+        let usage = &last["response"]["usage"];
+        assert_eq!(
+            usage["input_tokens"].as_u64(),
+            Some(original.usage.input_tokens)
+        );
+        assert_eq!(
+            usage["output_tokens_details"]["reasoning_tokens"].as_u64(),
+            Some(original.usage.reasoning_tokens),
+            "{case}"
+        );
+        let again = accumulate(&decode_sse(&out, 64, &mut Decoder::new()));
+        let expected = visible_to_responses(original);
+        assert_eq!(again.content, expected.content, "{case}");
+        assert_eq!(again.finish_reason, expected.finish_reason, "{case}");
+        assert_eq!(again.id, expected.id, "{case}");
+    }
+}
+
+#[test]
+fn responses_streams_reencoded_for_gemini_clients() {
+    for case in ["stream_function_call", "stream_reasoning_text"] {
+        let bytes = read(&format!("{case}.sse"));
+        let events = decode_sse(&bytes, 29, &mut Decoder::new());
+        let original = accumulate(&events);
+        let mut encoder = gemini::Encoder::new();
+        let mut out = Vec::new();
+        for ev in &events {
+            encoder.encode(ev, &mut out);
+        }
+        support::assert_text_snapshot(
+            &fixtures()
+                .join("cross/gemini_from_responses")
+                .join(format!("{case}.sse")),
+            std::str::from_utf8(&out).unwrap(),
+        );
+        let again = accumulate(&decode_sse(&out, 64, &mut gemini::Decoder::new()));
+        let texts = |r: &Response| -> Vec<String> {
+            r.content
+                .iter()
+                .filter_map(|b| match b {
+                    ContentBlock::Text(t) => Some(t.text.clone()),
+                    ContentBlock::Thinking { text, .. } if !text.is_empty() => {
+                        Some(format!("thought: {text}"))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let calls = |r: &Response| -> Vec<(String, Value)> {
+            r.content
+                .iter()
+                .filter_map(|b| match b {
+                    ContentBlock::ToolCall(c) => {
+                        Some((c.name.clone(), serde_json::from_str(&c.arguments).unwrap()))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(texts(&again), texts(&original), "{case}");
+        assert_eq!(calls(&again), calls(&original), "{case}");
+        assert_eq!(again.finish_reason, original.finish_reason, "{case}");
+        assert_eq!(
+            again.usage.input_tokens, original.usage.input_tokens,
+            "{case}"
+        );
+        assert_eq!(
+            again.usage.output_tokens, original.usage.output_tokens,
+            "{case}"
+        );
+    }
+}
+
+/// A Codex turn on Gemini, end to end in the wire crate: the Responses request rendered for
+/// Gemini, Gemini's streamed answer (a thought, then calls of a custom and a namespaced tool)
+/// re-encoded for Codex, and Codex's next request (those calls and their outputs) rendered for
+/// Gemini again with each call answered.
+#[test]
+fn codex_tool_loop_through_gemini() {
+    let req = parse_request(&read("req_codex_tools.json")).unwrap();
+    let reply = openai_responses::Reply::for_request(&req);
+    let upstream = gemini::request_to_json(&req).unwrap();
+    let decls = upstream["tools"][0]["functionDeclarations"]
+        .as_array()
+        .unwrap();
+    assert_eq!(decls.len(), 6);
+    // Gemini's answer, as its stream would carry it.
+    let patch = "*** Begin Patch\n*** Add File: b.txt\n+\"q\" \u{e9}\n*** End Patch";
+    let chunk = |parts: Value, finish: Option<&str>| {
+        let mut cand = json!({"content": {"role": "model", "parts": parts}, "index": 0});
+        if let Some(f) = finish {
+            cand["finishReason"] = json!(f);
+        }
+        format!(
+            "data: {}\n\n",
+            json!({"candidates": [cand], "responseId": "g1", "modelVersion": "gemini-2.5-pro",
+                   "usageMetadata": {"promptTokenCount": 50, "candidatesTokenCount": 20,
+                                     "thoughtsTokenCount": 7, "totalTokenCount": 77}})
+        )
+    };
+    let sse = [
+        chunk(json!([{"text": "Patch first, then the forecast.", "thought": true}]), None),
+        chunk(
+            json!([
+                {"functionCall": {"name": "apply_patch", "args": {"input": patch}}, "thoughtSignature": "c2ln"},
+                {"functionCall": {"name": "mcp__weather__get_forecast", "args": {"city": "Bern"}}}
+            ]),
+            Some("STOP"),
+        ),
+    ]
+    .concat();
+    let events = decode_sse(sse.as_bytes(), 17, &mut gemini::Decoder::new());
+    let mut encoder = Encoder::for_reply(CREATED, reply);
+    let mut out = Vec::new();
+    for ev in &events {
+        encoder.encode(ev, &mut out);
+    }
+    support::assert_text_snapshot(
+        &fixtures().join("cross/responses_from_gemini/codex_tool_loop.sse"),
+        std::str::from_utf8(&out).unwrap(),
+    );
+    let last = assert_valid_responses_sse(&out);
+    let output = last["response"]["output"].as_array().unwrap();
+    let kinds: Vec<&str> = output.iter().map(|i| i["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["reasoning", "custom_tool_call", "function_call"]);
+    assert_eq!(
+        output[0]["summary"][0]["text"],
+        "Patch first, then the forecast."
+    );
+    assert_eq!(output[1]["name"], "apply_patch");
+    assert_eq!(output[1]["input"], patch);
+    assert_eq!(output[2]["name"], "get_forecast");
+    assert_eq!(output[2]["namespace"], "mcp__weather__");
+    assert_eq!(
+        last["response"]["usage"]["output_tokens_details"]["reasoning_tokens"],
+        7
+    );
+
+    // Codex's next request: the items it got, then their outputs.
+    let mut next: Value = serde_json::from_slice(&read("req_codex_tools.json")).unwrap();
+    let input = next["input"].as_array_mut().unwrap();
+    input.extend(output.iter().cloned());
+    input.push(
+        json!({"type": "custom_tool_call_output", "call_id": output[1]["call_id"],
+                      "output": "Success. A b.txt"}),
+    );
+    input.push(
+        json!({"type": "function_call_output", "call_id": output[2]["call_id"],
+                      "output": "rain"}),
+    );
+    let req = parse_request(next.to_string().as_bytes()).unwrap();
+    let upstream = gemini::request_to_json(&req).unwrap();
+    assert_gemini_calls_answered(&upstream);
+    let contents = upstream["contents"].as_array().unwrap();
+    let last_model = &contents[contents.len() - 2];
+    let calls: Vec<&Value> = last_model["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.get("functionCall"))
+        .collect();
+    assert_eq!(calls[0]["args"], json!({"input": patch}));
+    assert_eq!(calls[1]["name"], "mcp__weather__get_forecast");
+    let answers: Vec<&Value> = contents[contents.len() - 1]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.get("functionResponse"))
+        .collect();
+    assert_eq!(answers.len(), 2);
+    assert!(
+        answers[0]["response"]
+            .to_string()
+            .contains("Success. A b.txt")
+    );
 }

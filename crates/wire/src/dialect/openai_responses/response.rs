@@ -310,6 +310,8 @@ fn output_items(resp: &Response, rid: &str, tools: &ToolMap) -> Vec<Value> {
                 });
                 match companion {
                     Some(ContentBlock::Unknown { value, .. }) => items.push(value.clone()),
+                    // Only a signature (Gemini's, Anthropic's): nothing a Responses client can use.
+                    _ if text.is_empty() => {}
                     _ => {
                         let id = item_id("rs", rid, items.len());
                         items.push(reasoning_item(&id, text));

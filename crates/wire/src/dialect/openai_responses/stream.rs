@@ -841,7 +841,7 @@ impl Encoder {
             (Some(pos), _) => pos,
             // A text or thinking delta without its BlockStart still gets a proper item.
             (None, Delta::Text(_)) => self.add_item(block, OutKind::Message, out),
-            (None, Delta::Thinking(_)) => {
+            (None, Delta::Thinking(t)) if !t.is_empty() => {
                 self.add_item(block, OutKind::Reasoning { part_open: false }, out)
             }
             (None, _) => return,
@@ -1100,7 +1100,9 @@ impl StreamEncoder for Encoder {
                 self.ensure_started(out);
                 let kind = match block {
                     BlockStart::Text => OutKind::Message,
-                    BlockStart::Thinking => OutKind::Reasoning { part_open: false },
+                    // Opened by its first text: a thinking block that is only a signature
+                    // (Gemini's, Anthropic's) makes no empty reasoning item.
+                    BlockStart::Thinking => return,
                     BlockStart::ToolCall { id, name } => match self.reply.tools.get(name) {
                         Some(t) if t.custom => OutKind::Custom {
                             call_id: id.clone(),
