@@ -15,6 +15,9 @@ use ekai_wire::dialect::openai_chat;
 use ekai_wire::sse::{SseParser, write_event};
 use std::time::Duration;
 
+/// Given the translated answer once it is complete (a Responses conversation to keep).
+pub type OnComplete = Box<dyn FnOnce(&CanonicalResponse) + Send>;
+
 pub enum Mode {
     /// Same dialect: forward upstream bytes untouched, sniff usage on the side.
     Raw,
@@ -49,11 +52,11 @@ pub struct Relay {
     estimated_input: u64,
     bytes_out: usize,
     /// Run with the translated answer once it completed (a Responses conversation to keep).
-    on_complete: Option<Box<dyn FnOnce(&CanonicalResponse) + Send>>,
+    on_complete: Option<OnComplete>,
 }
 
 impl Relay {
-    pub fn on_complete(mut self, hook: Option<Box<dyn FnOnce(&CanonicalResponse) + Send>>) -> Self {
+    pub fn on_complete(mut self, hook: Option<OnComplete>) -> Self {
         self.on_complete = hook;
         self
     }

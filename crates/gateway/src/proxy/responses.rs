@@ -141,10 +141,7 @@ impl Turn {
     }
 
     /// `keep` for a stream: run by the relay once the answer completed.
-    pub fn keeper(
-        &self,
-        store: &Arc<ConversationStore>,
-    ) -> Option<Box<dyn FnOnce(&CanonicalResponse) + Send>> {
+    pub fn keeper(&self, store: &Arc<ConversationStore>) -> Option<super::relay::OnComplete> {
         self.history.as_ref()?;
         let turn = Turn {
             reply: Reply {
