@@ -4,6 +4,7 @@
 //! - Codex's `custom` tools (`apply_patch`) reach Claude / Gemini as functions of one string and
 //!   the model's call comes back as a `custom_tool_call` whose `input` is the text the model wrote
 //!   (JSON and stream); hosted tools are left out and named in `x-ekai-dropped-tools`.
+//! - Any client: hosted / server tools of another API are named in `x-ekai-dropped-tools`.
 //! - `previous_response_id` works on those models: the gateway keeps the conversation (JSON or
 //!   streamed answers) and puts it back on the follow-up; `store: false` keeps nothing, and an
 //!   unknown id gets OpenAI's `previous_response_not_found`.
@@ -385,4 +386,37 @@ async fn unknown_or_unstored_previous_response_ids_are_refused() {
             assert_eq!(mock.hits("anthropic"), before, "nothing sent upstream");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_server_tools_on_an_openai_model_are_named_as_dropped() {
+    let (mock, gw) = mock_and_gateway().await;
+    let body = json!({"model": GPT, "max_tokens": 100,
+    "messages": [{"role": "user", "content": "hi there"}],
+    "tools": [
+        {"name": "get_weather", "description": "Weather", "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}}},
+        {"type": "web_search_20250305", "name": "web_search", "max_uses": 3}
+    ]});
+    let r = post(
+        &format!("{}/v1/messages", gw.url),
+        &[("anthropic-version", "2023-06-01")],
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-ekai-dropped-tools"), "web_search_20250305");
+    let seen = &mock.requests()[0].body;
+    assert_eq!(seen["tools"].as_array().unwrap().len(), 1);
+    // The same tools to Claude itself: nothing dropped, nothing said.
+    let body = json!({"model": CLAUDE, "max_tokens": 100,
+        "messages": [{"role": "user", "content": "hi there"}],
+        "tools": body["tools"]});
+    let r = post(
+        &format!("{}/v1/messages", gw.url),
+        &[("anthropic-version", "2023-06-01")],
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.headers.get("x-ekai-dropped-tools").is_none());
 }
