@@ -85,13 +85,31 @@ pub(super) fn state(req: &Request) -> Option<&Obj> {
         .and_then(Value::as_object)
 }
 
-/// The canonical name of `name` inside `namespace`.
+/// Longest canonical name made by flattening: the function-name limit of OpenAI, Anthropic and
+/// Gemini alike.
+const MAX_FLAT_NAME: usize = 64;
+
+/// The canonical name of `name` inside `namespace`. One longer than the providers accept keeps its
+/// first characters and ends in a hash of the whole name, so it stays unique and the same every
+/// time (the request's tools and its call items must agree).
 pub fn flat_name(namespace: Option<&str>, name: &str) -> String {
-    match namespace {
-        None | Some("") => name.to_string(),
+    let flat = match namespace {
+        None | Some("") => return name.to_string(),
         Some(ns) if ns.ends_with('_') => format!("{ns}{name}"),
         Some(ns) => format!("{ns}__{name}"),
+    };
+    if flat.len() <= MAX_FLAT_NAME {
+        return flat;
     }
+    // FNV-1a: stable across builds and platforms, no dependency.
+    let hash = flat.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let mut keep = MAX_FLAT_NAME - 9;
+    while !flat.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}_{hash:08x}", &flat[..keep])
 }
 
 /// What the parser collects while reading `tools` and `input`, stored in `extra` at the end.
@@ -168,7 +186,7 @@ impl Collected {
         }
     }
 
-    /// The canonical name of a tool the client named in `tool_choice`, if it declared one.
+    /// The canonical name of the tool a `tool_choice` names.
     pub fn known(&self, namespace: Option<&str>, name: &str) -> String {
         flat_name(namespace, name)
     }
@@ -662,5 +680,28 @@ mod tests {
         );
         assert_eq!(flat_name(Some("crm"), "lookup"), "crm__lookup");
         assert_eq!(flat_name(None, "shell"), "shell");
+        let long = flat_name(
+            Some("mcp__github__"),
+            "list_pull_request_review_comments_for_the_repository",
+        );
+        assert_eq!(long.len(), 64);
+        assert!(
+            long.starts_with("mcp__github__list_pull_request_review_comments_fo"),
+            "{long}"
+        );
+        assert_eq!(
+            long,
+            flat_name(
+                Some("mcp__github__"),
+                "list_pull_request_review_comments_for_the_repository"
+            )
+        );
+        assert_ne!(
+            long,
+            flat_name(
+                Some("mcp__github__"),
+                "list_pull_request_review_comments_for_the_repositorz"
+            )
+        );
     }
 }
