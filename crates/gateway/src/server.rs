@@ -108,6 +108,7 @@ pub fn build_state_sapphire(
             .as_ref()
             .map(|l| Arc::new(l.budget().clone()) as Arc<dyn crate::accounting::Budget>),
         x402: x402_payer(config, ledger.as_ref())?,
+        conversations: Default::default(),
     };
     Ok(Arc::new(
         AppState::new(proxy, config.body_limit, id)

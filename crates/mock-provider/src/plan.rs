@@ -12,6 +12,11 @@ pub const THINKING_SIGNATURE: &str = "sig_mock_123";
 pub const THINKING_TOKENS: u64 = 5;
 /// Tokens charged per tool call.
 pub const TOOL_CALL_TOKENS: u64 = 5;
+/// What the mock writes into a tool whose schema has a string `input` property (how the gateway
+/// presents a Responses `custom` tool such as Codex's `apply_patch`): a patch with a newline,
+/// quotes, a backslash and non-ASCII text, so every escape is exercised on the way back.
+pub const TOOL_INPUT_TEXT: &str =
+    "*** Begin Patch\n*** Add File: hello.txt\n+say \"hi\" \\ caf\u{e9} \u{1F600}\n*** End Patch";
 /// Fixed overhead added to the input word count.
 pub const INPUT_OVERHEAD: u64 = 10;
 /// Cache tokens reported with `cache`.
@@ -105,6 +110,12 @@ pub fn make_plan(a: Analysis, sc: &Scenario, dialect: Dialect) -> Plan {
                 .get("properties")
                 .and_then(|p| p.get("location"))
                 .is_some();
+            let has_input = schema
+                .get("properties")
+                .and_then(|p| p.get("input"))
+                .and_then(|i| i.get("type"))
+                .and_then(Value::as_str)
+                == Some("string");
             let locations: &[&str] = if sc.parallel {
                 &["Paris", "Tokyo"]
             } else {
@@ -113,6 +124,8 @@ pub fn make_plan(a: Analysis, sc: &Scenario, dialect: Dialect) -> Plan {
             for (i, loc) in locations.iter().enumerate() {
                 let args = if has_location {
                     json!({ "location": loc })
+                } else if has_input {
+                    json!({ "input": TOOL_INPUT_TEXT })
                 } else {
                     json!({})
                 };

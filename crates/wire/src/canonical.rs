@@ -566,6 +566,11 @@ impl ResponseAccumulator {
         self.response.usage
     }
 
+    /// The response so far.
+    pub fn response(&self) -> &Response {
+        &self.response
+    }
+
     pub fn into_response(self) -> Response {
         self.response
     }

@@ -8,6 +8,10 @@
 //!   (`cross/responses_to_{chat,anthropic}/`), each response for Chat and Anthropic clients, and
 //!   Anthropic stream transcripts are re-encoded for a Responses client
 //!   (`cross/responses_from_anthropic/`) and checked to be a sequence Codex accepts.
+//! - Gemini both ways: requests and responses rendered for Gemini (`cross/responses_to_gemini/`),
+//!   Gemini responses and stream transcripts re-encoded for a Responses client
+//!   (`cross/responses_from_gemini/`), Responses stream transcripts re-encoded for a Gemini client
+//!   (`cross/gemini_from_responses/`), and a Codex tool loop through Gemini and back.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -29,7 +33,7 @@ use ekai_wire::dialect::openai_responses::{
     self, Decoder, Encoder, ResponsesState, is_terminal_event, parse_request, parse_response,
     request_state, request_to_json, response_to_json, usage_from_event, usage_from_response,
 };
-use ekai_wire::dialect::{anthropic, openai_chat};
+use ekai_wire::dialect::{anthropic, gemini, openai_chat};
 use ekai_wire::sse::SseParser;
 use serde_json::{Value, json};
 
@@ -57,7 +61,12 @@ fn cross_json(rel: &str, actual: &Value) {
     support::assert_json_snapshot(&fixtures().join("cross").join(rel), actual);
 }
 
-const REQUEST_CASES: &[&str] = &["req_codex", "req_simple", "req_json_schema"];
+const REQUEST_CASES: &[&str] = &[
+    "req_codex",
+    "req_codex_tools",
+    "req_simple",
+    "req_json_schema",
+];
 const RESPONSE_CASES: &[&str] = &["resp_text", "resp_function_call", "resp_reasoning_text"];
 
 // ---------------------------------------------------------------------------------------------
@@ -139,12 +148,28 @@ fn codex_request_canonical_details() {
             ContentBlock::Thinking { .. } => "thinking",
             ContentBlock::Text(_) => "text",
             ContentBlock::Unknown { value, .. } => value["type"].as_str().unwrap(),
+            ContentBlock::ToolCall(_) => "call",
             _ => "other",
         })
         .collect();
-    assert_eq!(kinds, ["thinking", "reasoning", "text", "custom_tool_call"]);
+    assert_eq!(kinds, ["thinking", "reasoning", "text", "call"]);
+    // The custom tool call is a canonical call of the `apply_patch` function, its text the
+    // `input` argument; its output a tool result.
+    match &req.messages[4].content[3] {
+        ContentBlock::ToolCall(call) => {
+            assert_eq!(call.id, "call_Pa7");
+            assert_eq!(call.name, "apply_patch");
+            let args: Value = serde_json::from_str(&call.arguments).unwrap();
+            assert_eq!(
+                args,
+                json!({"input": "*** Begin Patch\n*** Update File: src/math.rs\n@@\n-    a - b\n+    a + b\n*** End Patch"})
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
     assert!(matches!(&req.messages[5].content[..],
-        [ContentBlock::Unknown { value, .. }] if value["type"] == "custom_tool_call_output"));
+        [ContentBlock::ToolResult { tool_call_id, content, .. }]
+            if tool_call_id == "call_Pa7" && matches!(&content[..], [ContentBlock::Text(t)] if t.text.starts_with("Success."))));
     assert!(matches!(
         &req.messages[6].content[1],
         ContentBlock::Image { source: ImageSource::Base64 { media_type, .. }, .. } if media_type == "image/png"
@@ -166,10 +191,40 @@ fn codex_request_canonical_details() {
         [
             "fn:shell",
             "fn:update_plan",
-            "other:custom",
+            "fn:apply_patch",
             "other:web_search"
         ]
     );
+    match &req.tools[2] {
+        Tool::Function(f) => {
+            assert_eq!(
+                f.parameters,
+                json!({"type": "object", "properties": {"input": {"type": "string",
+                    "description": "The tool's whole input as free-form text (not JSON)."}},
+                    "required": ["input"], "additionalProperties": false})
+            );
+            let d = f.description.as_deref().unwrap();
+            assert!(
+                d.starts_with("Use the `apply_patch` tool to edit files."),
+                "{d}"
+            );
+            assert!(
+                d.contains("lark grammar:\nstart: begin_patch hunk+ end_patch"),
+                "{d}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let map = openai_responses::ToolMap::of(&req);
+    assert_eq!(
+        map.get("apply_patch"),
+        Some(&openai_responses::ClientTool {
+            name: "apply_patch".into(),
+            namespace: None,
+            custom: true
+        })
+    );
+    assert_eq!(map.get("shell"), None);
     assert!(matches!(&req.tools[0], Tool::Function(f) if f.strict == Some(false)));
     assert_eq!(req.tool_choice, Some(ToolChoice::Auto));
     assert_eq!(req.parallel_tool_calls, Some(false));
@@ -188,8 +243,16 @@ fn codex_request_canonical_details() {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["include", "prompt_cache_key", "reasoning", "store", "text"]
+        [
+            "__ekai",
+            "include",
+            "prompt_cache_key",
+            "reasoning",
+            "store",
+            "text"
+        ]
     );
+    assert_eq!(openai_responses::instruction_parts(&req), 1);
     assert_eq!(extra.fields["reasoning"], json!({"summary": "auto"}));
     assert_eq!(
         request_state(&req),
@@ -198,6 +261,165 @@ fn codex_request_canonical_details() {
             previous_response_id: None
         }
     );
+}
+
+/// Codex's other tool kinds: custom tools and namespaces become functions every model can call,
+/// hosted tools stay for OpenAI alone, and a Responses rendering gives back exactly what came.
+#[test]
+fn codex_tool_kinds_map_to_functions_and_back() {
+    let raw: Value = serde_json::from_slice(&read("req_codex_tools.json")).unwrap();
+    let req = parse_request(&read("req_codex_tools.json")).unwrap();
+    let names: Vec<String> = req
+        .tools
+        .iter()
+        .map(|t| match t {
+            Tool::Function(f) => format!("fn:{}", f.name),
+            Tool::Unknown { value, .. } => format!("hosted:{}", value["type"].as_str().unwrap()),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "fn:exec_command",
+            "fn:apply_patch",
+            "fn:notes",
+            "fn:mcp__weather__get_forecast",
+            "fn:mcp__weather__alerts",
+            "fn:mcp__db__query",
+            "hosted:web_search",
+            "hosted:local_shell",
+            "hosted:tool_search",
+            "hosted:mcp",
+            "hosted:image_generation",
+        ]
+    );
+    let func = |name: &str| match req
+        .tools
+        .iter()
+        .find(|t| matches!(t, Tool::Function(f) if f.name == name))
+    {
+        Some(Tool::Function(f)) => f.clone(),
+        _ => panic!("no function {name}"),
+    };
+    // A text-format custom tool: no grammar to state.
+    let notes = func("notes");
+    assert_eq!(notes.parameters["required"], json!(["input"]));
+    assert!(!notes.description.unwrap().contains("grammar"));
+    // Namespace members keep their schema; the group's description follows the member's own.
+    let forecast = func("mcp__weather__get_forecast");
+    assert_eq!(
+        forecast.parameters,
+        raw["tools"][3]["tools"][0]["parameters"]
+    );
+    assert_eq!(
+        forecast.description.as_deref(),
+        Some("Forecast for a city.\n\n(mcp__weather__: Weather MCP tools.)")
+    );
+    assert_eq!(
+        func("mcp__weather__alerts").description.as_deref(),
+        Some("Weather MCP tools.")
+    );
+    let query = func("mcp__db__query");
+    assert_eq!(query.parameters["properties"]["input"]["type"], "string");
+    assert_eq!(
+        req.tool_choice,
+        Some(ToolChoice::Tool("apply_patch".into()))
+    );
+
+    // Calls and outputs are canonical calls and results, linked by id.
+    let roles: Vec<Role> = req.messages.iter().map(|m| m.role).collect();
+    assert_eq!(
+        roles,
+        [
+            Role::User,
+            Role::Assistant,
+            Role::User,
+            Role::Assistant,
+            Role::User,
+            Role::Assistant,
+            Role::User,
+            Role::User
+        ]
+    );
+    let call = |i: usize| match &req.messages[i].content[..] {
+        [ContentBlock::ToolCall(c)] => c.clone(),
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(call(1).name, "apply_patch");
+    assert_eq!(
+        openai_responses::custom_input(&call(1).arguments),
+        "*** Begin Patch\n*** Add File: hello.txt\n+say \"hi\"\n*** End Patch"
+    );
+    assert_eq!(call(3).name, "mcp__weather__get_forecast");
+    assert_eq!(call(3).arguments, "{\"city\":\"Bern\"}");
+    assert_eq!(call(5).name, "mcp__db__query");
+    assert_eq!(call(5).arguments, "{\"input\":\"select 1\"}");
+    for (i, id) in [(2, "call_ap1"), (4, "call_ns1"), (6, "call_sq1")] {
+        assert!(
+            matches!(&req.messages[i].content[..], [ContentBlock::ToolResult { tool_call_id, .. }] if tool_call_id == id),
+            "{i}"
+        );
+    }
+    let map = openai_responses::ToolMap::of(&req);
+    let tool = |n: &str, ns: Option<&str>, custom: bool| openai_responses::ClientTool {
+        name: n.into(),
+        namespace: ns.map(str::to_string),
+        custom,
+    };
+    assert_eq!(
+        map.get("apply_patch"),
+        Some(&tool("apply_patch", None, true))
+    );
+    assert_eq!(
+        map.get("mcp__weather__get_forecast"),
+        Some(&tool("get_forecast", Some("mcp__weather__"), false))
+    );
+    assert_eq!(
+        map.get("mcp__db__query"),
+        Some(&tool("query", Some("mcp__db__"), true))
+    );
+    assert_eq!(map.get("exec_command"), None);
+
+    // Back to a Responses upstream: the very tools, tool choice and items the client sent.
+    let out = request_to_json(&req).unwrap();
+    assert_eq!(out["tools"], raw["tools"]);
+    assert_eq!(out["tool_choice"], raw["tool_choice"]);
+    assert_eq!(out["input"], raw["input"]);
+    assert!(!out.to_string().contains("__ekai"));
+
+    // To Chat and Anthropic: functions only, with the hosted tools dropped.
+    let chat = openai_chat::request_to_json(&req).unwrap();
+    assert_eq!(chat["tools"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        chat["tool_choice"],
+        json!({"type": "function", "function": {"name": "apply_patch"}})
+    );
+    let claude = anthropic::request_to_json(&req).unwrap();
+    assert_eq!(claude["tools"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        claude["tool_choice"]["name"], "apply_patch",
+        "{}",
+        claude["tool_choice"]
+    );
+    for body in [&chat, &claude] {
+        let text = body.to_string();
+        for hosted in [
+            "web_search",
+            "local_shell",
+            "tool_search",
+            "deepwiki",
+            "image_generation",
+        ] {
+            assert!(!text.contains(hosted), "{hosted} leaked: {text}");
+        }
+    }
+    // A client cannot plant the gateway's own bookkeeping.
+    let planted = parse_request(
+        br#"{"model":"m","input":"x","__ekai":{"tools":{"f":{"name":"g","custom":true}}}}"#,
+    )
+    .unwrap();
+    assert!(openai_responses::ToolMap::of(&planted).is_empty());
+    assert!(planted.extra.is_none());
 }
 
 #[test]
@@ -227,7 +449,10 @@ fn simple_and_json_schema_details() {
     );
     assert_eq!(req.user.as_deref(), Some("hash-77"));
     assert_eq!(req.system[0].text, "Extract the event information.");
-    assert!(req.extra.is_none());
+    // Only the gateway's note that the first system part is the instructions.
+    let extra = req.extra.as_ref().unwrap();
+    assert_eq!(extra.fields.keys().collect::<Vec<_>>(), ["__ekai"]);
+    assert_eq!(openai_responses::instruction_parts(&req), 1);
 }
 
 #[test]
@@ -651,6 +876,254 @@ fn stream_incomplete_is_max_tokens() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Calls of custom and namespaced tools, answered by a model that only knows functions
+// ---------------------------------------------------------------------------------------------
+
+const PATCH: &str =
+    "*** Begin Patch\n*** Add File: hello.txt\n+say \"hi\" \u{e9}\u{1F600}\\\n*** End Patch";
+
+fn tool_calls_response() -> Response {
+    Response {
+        id: "msg_01Tools".into(),
+        model: "claude-sonnet-4-5".into(),
+        content: vec![
+            ContentBlock::text("Patching."),
+            ContentBlock::ToolCall(ToolCall {
+                id: "toolu_1".into(),
+                name: "apply_patch".into(),
+                arguments: openai_responses::custom_arguments(PATCH),
+            }),
+            ContentBlock::ToolCall(ToolCall {
+                id: "toolu_2".into(),
+                name: "mcp__weather__get_forecast".into(),
+                arguments: "{\"city\":\"Paris\"}".into(),
+            }),
+            ContentBlock::ToolCall(ToolCall {
+                id: "toolu_3".into(),
+                name: "mcp__db__query".into(),
+                arguments: "{\"input\":\"select 2\"}".into(),
+            }),
+            ContentBlock::ToolCall(ToolCall {
+                id: "toolu_4".into(),
+                name: "exec_command".into(),
+                arguments: "{\"cmd\":\"ls\"}".into(),
+            }),
+        ],
+        finish_reason: Some(FinishReason::ToolUse),
+        usage: Usage {
+            input_tokens: 40,
+            output_tokens: 30,
+            ..Usage::default()
+        },
+        ..Response::default()
+    }
+}
+
+fn tools_reply() -> openai_responses::Reply {
+    let req = parse_request(&read("req_codex_tools.json")).unwrap();
+    openai_responses::Reply::for_request(&req)
+}
+
+/// The output items a Codex client must get for `tool_calls_response`.
+fn expected_call_items() -> Value {
+    json!([
+        {"id": "ctc_toolu_1", "type": "custom_tool_call", "call_id": "toolu_1",
+         "name": "apply_patch", "input": PATCH},
+        {"id": "fc_toolu_2", "type": "function_call", "status": "completed",
+         "arguments": "{\"city\":\"Paris\"}", "call_id": "toolu_2", "name": "get_forecast",
+         "namespace": "mcp__weather__"},
+        {"id": "ctc_toolu_3", "type": "custom_tool_call", "call_id": "toolu_3", "name": "query",
+         "namespace": "mcp__db__", "input": "select 2"},
+        {"id": "fc_toolu_4", "type": "function_call", "status": "completed",
+         "arguments": "{\"cmd\":\"ls\"}", "call_id": "toolu_4", "name": "exec_command"}
+    ])
+}
+
+#[test]
+fn calls_of_custom_and_namespaced_tools_answer_in_the_declared_shape() {
+    let mut reply = tools_reply();
+    assert!(!reply.store);
+    let resp = tool_calls_response();
+    let out = openai_responses::response_to_json_for(&resp, &reply);
+    assert_eq!(
+        out["output"].as_array().unwrap()[1..],
+        expected_call_items().as_array().unwrap()[..]
+    );
+    assert_eq!(out["id"], "resp_msg_01Tools");
+    assert_eq!(out["store"], false);
+    // Read back (as from an OpenAI upstream): the same canonical calls.
+    let again = parse_response(out.to_string().as_bytes()).unwrap();
+    assert_eq!(again.content, resp.content);
+    assert_eq!(again.finish_reason, Some(FinishReason::ToolUse));
+    // Without the request's tools, every call is a plain function call.
+    let plain = response_to_json(&resp);
+    assert!(
+        plain["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .skip(1)
+            .all(|i| i["type"] == "function_call")
+    );
+    // The id the gateway chose, and what the client asked to have kept, are echoed.
+    reply.id = Some("resp_gw_1".into());
+    reply.store = true;
+    reply.previous_response_id = Some("resp_gw_0".into());
+    let out = openai_responses::response_to_json_for(&resp, &reply);
+    assert_eq!(out["id"], "resp_gw_1");
+    assert_eq!(out["store"], true);
+    assert_eq!(out["previous_response_id"], "resp_gw_0");
+    assert_eq!(out["output"][0]["id"], "msg_gw_1_0");
+}
+
+/// Canonical events for `tool_calls_response`, the arguments cut into `pieces`-byte fragments
+/// (escapes and multi-byte characters cut where they fall).
+fn tool_call_events(pieces: usize) -> Vec<StreamEvent> {
+    use ekai_wire::canonical::{BlockStart, Delta};
+    let resp = tool_calls_response();
+    let mut events = vec![StreamEvent::Start {
+        id: resp.id.clone(),
+        model: resp.model.clone(),
+        usage: Usage::default(),
+    }];
+    for (i, block) in resp.content.iter().enumerate() {
+        let index = i as u32;
+        match block {
+            ContentBlock::Text(t) => {
+                events.push(StreamEvent::BlockStart {
+                    index,
+                    block: BlockStart::Text,
+                });
+                events.push(StreamEvent::BlockDelta {
+                    index,
+                    delta: Delta::Text(t.text.clone()),
+                });
+            }
+            ContentBlock::ToolCall(c) => {
+                events.push(StreamEvent::BlockStart {
+                    index,
+                    block: BlockStart::ToolCall {
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                    },
+                });
+                let mut rest = c.arguments.as_str();
+                while !rest.is_empty() {
+                    let mut cut = pieces.min(rest.len());
+                    while !rest.is_char_boundary(cut) {
+                        cut += 1;
+                    }
+                    events.push(StreamEvent::BlockDelta {
+                        index,
+                        delta: Delta::ToolArguments(rest[..cut].to_string()),
+                    });
+                    rest = &rest[cut..];
+                }
+            }
+            _ => unreachable!(),
+        }
+        events.push(StreamEvent::BlockStop { index });
+    }
+    events.push(StreamEvent::Finish {
+        reason: resp.finish_reason.clone(),
+        stop_sequence: None,
+        usage: resp.usage,
+    });
+    events.push(StreamEvent::Stop);
+    events
+}
+
+#[test]
+fn streamed_custom_tool_input_is_relayed_as_it_is_generated() {
+    for pieces in [1, 3, 7, 1000] {
+        let events = tool_call_events(pieces);
+        let mut encoder = Encoder::for_reply(CREATED, tools_reply());
+        let mut bytes = Vec::new();
+        for ev in &events {
+            encoder.encode(ev, &mut bytes);
+        }
+        let last = assert_valid_responses_sse(&bytes);
+        assert_eq!(
+            last["response"]["output"].as_array().unwrap()[1..],
+            expected_call_items().as_array().unwrap()[..],
+            "pieces={pieces}"
+        );
+        let evs: Vec<Value> = sse_events(&bytes)
+            .iter()
+            .map(|(_, d)| serde_json::from_str(d).unwrap())
+            .collect();
+        let of = |kind: &str, item: &str| -> Vec<&Value> {
+            evs.iter()
+                .filter(|v| v["type"] == kind && v["item_id"] == item)
+                .collect()
+        };
+        // apply_patch: its text comes out in pieces (not JSON), then once whole.
+        let deltas = of("response.custom_tool_call_input.delta", "ctc_toolu_1");
+        let text: String = deltas
+            .iter()
+            .map(|d| d["delta"].as_str().unwrap())
+            .collect();
+        assert_eq!(text, PATCH, "pieces={pieces}");
+        if pieces < 10 {
+            assert!(deltas.len() > 5, "pieces={pieces}: {}", deltas.len());
+        }
+        let done = of("response.custom_tool_call_input.done", "ctc_toolu_1");
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0]["input"], PATCH);
+        assert_eq!(done[0]["output_index"], 1);
+        let added = evs
+            .iter()
+            .find(|v| v["type"] == "response.output_item.added" && v["output_index"] == 1)
+            .unwrap();
+        assert_eq!(
+            added["item"],
+            json!({"id": "ctc_toolu_1", "type": "custom_tool_call", "call_id": "toolu_1",
+                   "name": "apply_patch", "input": ""})
+        );
+        // A namespaced function streams its arguments under its own name.
+        let fn_done = of("response.function_call_arguments.done", "fc_toolu_2");
+        assert_eq!(fn_done[0]["name"], "get_forecast");
+        assert!(of("response.function_call_arguments.delta", "ctc_toolu_1").is_empty());
+        // Codex reading it back (or an OpenAI upstream's stream, decoded): the same calls.
+        let again = accumulate(&decode_sse(&bytes, 11, &mut Decoder::new()));
+        assert_eq!(
+            again.content,
+            tool_calls_response().content,
+            "pieces={pieces}"
+        );
+        assert_eq!(again.finish_reason, Some(FinishReason::ToolUse));
+    }
+    // Arguments that are not `{"input": …}` (a model that named the field otherwise) come out
+    // whole when the call ends.
+    use ekai_wire::canonical::{BlockStart, Delta};
+    let mut encoder = Encoder::for_reply(CREATED, tools_reply());
+    let mut bytes = Vec::new();
+    for ev in [
+        StreamEvent::BlockStart {
+            index: 0,
+            block: BlockStart::ToolCall {
+                id: "t".into(),
+                name: "apply_patch".into(),
+            },
+        },
+        StreamEvent::BlockDelta {
+            index: 0,
+            delta: Delta::ToolArguments("{\"patch\": \"a\\n".into()),
+        },
+        StreamEvent::BlockDelta {
+            index: 0,
+            delta: Delta::ToolArguments("b\"}".into()),
+        },
+        StreamEvent::BlockStop { index: 0 },
+        StreamEvent::Stop,
+    ] {
+        encoder.encode(&ev, &mut bytes);
+    }
+    let last = assert_valid_responses_sse(&bytes);
+    assert_eq!(last["response"]["output"][0]["input"], "a\nb");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Cross-dialect
 // ---------------------------------------------------------------------------------------------
 
@@ -732,10 +1205,35 @@ fn requests_for_chat_and_anthropic_upstreams() {
         .unwrap();
     assert_eq!(msgs[call_at + 1]["role"], "tool");
     assert_eq!(msgs[call_at + 1]["tool_call_id"], "call_Xk2PqT9");
-    assert_eq!(chat["tools"].as_array().unwrap().len(), 2);
+    // So does the apply_patch call (a custom tool, now a function) with its output.
+    let call_at = msgs
+        .iter()
+        .position(|m| m["tool_calls"][0]["id"] == "call_Pa7")
+        .unwrap();
+    assert_eq!(
+        msgs[call_at]["tool_calls"][0]["function"]["name"],
+        "apply_patch"
+    );
+    assert_eq!(msgs[call_at + 1]["tool_call_id"], "call_Pa7");
+    // shell, update_plan and apply_patch; the hosted web_search has no equivalent.
+    let names = |tools: &Value, key: &str| -> Vec<String> {
+        tools
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.pointer(key).unwrap().as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&chat["tools"], "/function/name"),
+        ["shell", "update_plan", "apply_patch"]
+    );
     assert_eq!(chat["reasoning_effort"], "medium");
     let claude = anthropic::request_to_json(&req).unwrap();
-    assert_eq!(claude["tools"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        names(&claude["tools"], "/name"),
+        ["shell", "update_plan", "apply_patch"]
+    );
     assert!(claude["system"].to_string().contains("You are Codex"));
 }
 
@@ -834,4 +1332,369 @@ fn anthropic_streams_reencoded_for_codex() {
         );
         assert_eq!(again.id, expected.id, "{case}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gemini, both ways
+// ---------------------------------------------------------------------------------------------
+
+/// Every functionCall in a Gemini body is answered by a functionResponse of the same name, in
+/// order, in the next turn.
+fn assert_gemini_calls_answered(body: &Value) {
+    let contents = body["contents"].as_array().unwrap();
+    for (i, c) in contents.iter().enumerate() {
+        let calls: Vec<&Value> = c["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.get("functionCall"))
+            .collect();
+        if calls.is_empty() {
+            continue;
+        }
+        assert_eq!(c["role"], "model");
+        let answers: Vec<&Value> = contents[i + 1]["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.get("functionResponse"))
+            .collect();
+        let names = |v: &[&Value]| -> Vec<String> {
+            v.iter()
+                .map(|x| x["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names(&calls), names(&answers), "turn {i}");
+    }
+}
+
+#[test]
+fn requests_for_gemini_upstreams() {
+    for case in REQUEST_CASES {
+        let req: Request = parse_request(&read(&format!("{case}.json"))).unwrap();
+        let body = gemini::request_to_json(&req).unwrap();
+        cross_json(&format!("responses_to_gemini/{case}.request.json"), &body);
+        assert_gemini_calls_answered(&body);
+        let text = body.to_string();
+        for leak in [
+            "encrypted_content",
+            "custom_tool_call",
+            "prompt_cache_key",
+            "__ekai",
+            "web_search",
+            "local_shell",
+            "\"store\"",
+            "input_text",
+        ] {
+            assert!(!text.contains(leak), "{case} → gemini carries {leak}");
+        }
+        gemini::parse_request(text.as_bytes(), "gemini-2.5-pro")
+            .unwrap_or_else(|e| panic!("{case} → gemini: {e}"));
+    }
+    // The Codex conversation: instructions and the developer message are the system
+    // instruction, reasoning effort a thinking budget, the shell call paired with its output.
+    let req = parse_request(&read("req_codex.json")).unwrap();
+    let body = gemini::request_to_json(&req).unwrap();
+    let system = body["systemInstruction"].to_string();
+    assert!(system.contains("You are Codex") && system.contains("permissions instructions"));
+    let contents = body["contents"].as_array().unwrap();
+    let call = contents
+        .iter()
+        .flat_map(|c| c["parts"].as_array().unwrap())
+        .find_map(|p| p.get("functionCall"))
+        .unwrap();
+    assert_eq!(call["name"], "shell");
+    assert_eq!(
+        call["args"]["command"],
+        json!(["bash", "-lc", "cargo test"])
+    );
+    let names: Vec<&str> = body["tools"][0]["functionDeclarations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["shell", "update_plan", "apply_patch"]);
+    assert!(
+        body["generationConfig"]["thinkingConfig"].is_object(),
+        "{body}"
+    );
+
+    // Codex's tool kinds: the flattened functions, the custom calls' text as `input`.
+    let req = parse_request(&read("req_codex_tools.json")).unwrap();
+    let body = gemini::request_to_json(&req).unwrap();
+    let calls: Vec<&Value> = body["contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["parts"].as_array().unwrap())
+        .filter_map(|p| p.get("functionCall"))
+        .collect();
+    assert_eq!(calls[0]["name"], "apply_patch");
+    assert_eq!(
+        calls[0]["args"]["input"],
+        "*** Begin Patch\n*** Add File: hello.txt\n+say \"hi\"\n*** End Patch"
+    );
+    assert_eq!(calls[1]["name"], "mcp__weather__get_forecast");
+    assert_eq!(calls[2]["args"], json!({"input": "select 1"}));
+    assert_eq!(
+        body["toolConfig"]["functionCallingConfig"],
+        json!({"mode": "ANY", "allowedFunctionNames": ["apply_patch"]})
+    );
+}
+
+#[test]
+fn responses_for_gemini_clients_and_back() {
+    for case in RESPONSE_CASES {
+        let resp = parse_response(&read(&format!("{case}.json"))).unwrap();
+        let body = gemini::response_to_json(&resp);
+        cross_json(&format!("responses_to_gemini/{case}.response.json"), &body);
+        assert!(!body.to_string().contains("encrypted_content"), "{case}");
+        let back = gemini::parse_response(body.to_string().as_bytes()).unwrap();
+        let calls = |r: &Response| -> Vec<ToolCall> {
+            r.content
+                .iter()
+                .filter_map(|b| match b {
+                    ContentBlock::ToolCall(c) => Some(c.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(
+            calls(&back).iter().map(|c| &c.name).collect::<Vec<_>>(),
+            calls(&resp).iter().map(|c| &c.name).collect::<Vec<_>>(),
+            "{case}"
+        );
+        assert_eq!(back.usage.output_tokens, resp.usage.output_tokens, "{case}");
+    }
+    // Gemini answers for a Responses client (Codex on Gemini), and read back.
+    let dir = fixtures().join("gemini/responses");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.ends_with(".json") && !n.ends_with(".expected.json")
+        })
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty());
+    for path in cases {
+        let case = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let resp = gemini::parse_response(&std::fs::read(&path).unwrap()).unwrap();
+        let out = response_to_json(&resp);
+        cross_json(&format!("responses_from_gemini/{case}.response.json"), &out);
+        let mut again = parse_response(out.to_string().as_bytes()).unwrap();
+        // The reasoning items read back whole beside their summaries.
+        again
+            .content
+            .retain(|b| !matches!(b, ContentBlock::Unknown { .. }));
+        let expected = visible_to_responses(resp.clone());
+        assert_eq!(again.content, expected.content, "{case}");
+        assert_eq!(again.usage.input_tokens, resp.usage.input_tokens, "{case}");
+        assert_eq!(
+            again.usage.reasoning_tokens, resp.usage.reasoning_tokens,
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn gemini_streams_reencoded_for_codex() {
+    let dir = fixtures().join("gemini/streams");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sse"))
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty());
+    for path in cases {
+        let case = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let bytes = std::fs::read(&path).unwrap();
+        let events = decode_sse(&bytes, 23, &mut gemini::Decoder::new());
+        let original = accumulate(&events);
+        let out = encode(&events);
+        support::assert_text_snapshot(
+            &fixtures()
+                .join("cross/responses_from_gemini")
+                .join(format!("{case}.sse")),
+            std::str::from_utf8(&out).unwrap(),
+        );
+        let last = assert_valid_responses_sse(&out);
+        let usage = &last["response"]["usage"];
+        assert_eq!(
+            usage["input_tokens"].as_u64(),
+            Some(original.usage.input_tokens)
+        );
+        assert_eq!(
+            usage["output_tokens_details"]["reasoning_tokens"].as_u64(),
+            Some(original.usage.reasoning_tokens),
+            "{case}"
+        );
+        let again = accumulate(&decode_sse(&out, 64, &mut Decoder::new()));
+        let expected = visible_to_responses(original);
+        assert_eq!(again.content, expected.content, "{case}");
+        assert_eq!(again.finish_reason, expected.finish_reason, "{case}");
+        assert_eq!(again.id, expected.id, "{case}");
+    }
+}
+
+#[test]
+fn responses_streams_reencoded_for_gemini_clients() {
+    for case in ["stream_function_call", "stream_reasoning_text"] {
+        let bytes = read(&format!("{case}.sse"));
+        let events = decode_sse(&bytes, 29, &mut Decoder::new());
+        let original = accumulate(&events);
+        let mut encoder = gemini::Encoder::new();
+        let mut out = Vec::new();
+        for ev in &events {
+            encoder.encode(ev, &mut out);
+        }
+        support::assert_text_snapshot(
+            &fixtures()
+                .join("cross/gemini_from_responses")
+                .join(format!("{case}.sse")),
+            std::str::from_utf8(&out).unwrap(),
+        );
+        let again = accumulate(&decode_sse(&out, 64, &mut gemini::Decoder::new()));
+        let texts = |r: &Response| -> Vec<String> {
+            r.content
+                .iter()
+                .filter_map(|b| match b {
+                    ContentBlock::Text(t) => Some(t.text.clone()),
+                    ContentBlock::Thinking { text, .. } if !text.is_empty() => {
+                        Some(format!("thought: {text}"))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let calls = |r: &Response| -> Vec<(String, Value)> {
+            r.content
+                .iter()
+                .filter_map(|b| match b {
+                    ContentBlock::ToolCall(c) => {
+                        Some((c.name.clone(), serde_json::from_str(&c.arguments).unwrap()))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(texts(&again), texts(&original), "{case}");
+        assert_eq!(calls(&again), calls(&original), "{case}");
+        assert_eq!(again.finish_reason, original.finish_reason, "{case}");
+        assert_eq!(
+            again.usage.input_tokens, original.usage.input_tokens,
+            "{case}"
+        );
+        assert_eq!(
+            again.usage.output_tokens, original.usage.output_tokens,
+            "{case}"
+        );
+    }
+}
+
+/// A Codex turn on Gemini, end to end in the wire crate: the Responses request rendered for
+/// Gemini, Gemini's streamed answer (a thought, then calls of a custom and a namespaced tool)
+/// re-encoded for Codex, and Codex's next request (those calls and their outputs) rendered for
+/// Gemini again with each call answered.
+#[test]
+fn codex_tool_loop_through_gemini() {
+    let req = parse_request(&read("req_codex_tools.json")).unwrap();
+    let reply = openai_responses::Reply::for_request(&req);
+    let upstream = gemini::request_to_json(&req).unwrap();
+    let decls = upstream["tools"][0]["functionDeclarations"]
+        .as_array()
+        .unwrap();
+    assert_eq!(decls.len(), 6);
+    // Gemini's answer, as its stream would carry it.
+    let patch = "*** Begin Patch\n*** Add File: b.txt\n+\"q\" \u{e9}\n*** End Patch";
+    let chunk = |parts: Value, finish: Option<&str>| {
+        let mut cand = json!({"content": {"role": "model", "parts": parts}, "index": 0});
+        if let Some(f) = finish {
+            cand["finishReason"] = json!(f);
+        }
+        format!(
+            "data: {}\n\n",
+            json!({"candidates": [cand], "responseId": "g1", "modelVersion": "gemini-2.5-pro",
+                   "usageMetadata": {"promptTokenCount": 50, "candidatesTokenCount": 20,
+                                     "thoughtsTokenCount": 7, "totalTokenCount": 77}})
+        )
+    };
+    let sse = [
+        chunk(json!([{"text": "Patch first, then the forecast.", "thought": true}]), None),
+        chunk(
+            json!([
+                {"functionCall": {"name": "apply_patch", "args": {"input": patch}}, "thoughtSignature": "c2ln"},
+                {"functionCall": {"name": "mcp__weather__get_forecast", "args": {"city": "Bern"}}}
+            ]),
+            Some("STOP"),
+        ),
+    ]
+    .concat();
+    let events = decode_sse(sse.as_bytes(), 17, &mut gemini::Decoder::new());
+    let mut encoder = Encoder::for_reply(CREATED, reply);
+    let mut out = Vec::new();
+    for ev in &events {
+        encoder.encode(ev, &mut out);
+    }
+    support::assert_text_snapshot(
+        &fixtures().join("cross/responses_from_gemini/codex_tool_loop.sse"),
+        std::str::from_utf8(&out).unwrap(),
+    );
+    let last = assert_valid_responses_sse(&out);
+    let output = last["response"]["output"].as_array().unwrap();
+    let kinds: Vec<&str> = output.iter().map(|i| i["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["reasoning", "custom_tool_call", "function_call"]);
+    assert_eq!(
+        output[0]["summary"][0]["text"],
+        "Patch first, then the forecast."
+    );
+    assert_eq!(output[1]["name"], "apply_patch");
+    assert_eq!(output[1]["input"], patch);
+    assert_eq!(output[2]["name"], "get_forecast");
+    assert_eq!(output[2]["namespace"], "mcp__weather__");
+    assert_eq!(
+        last["response"]["usage"]["output_tokens_details"]["reasoning_tokens"],
+        7
+    );
+
+    // Codex's next request: the items it got, then their outputs.
+    let mut next: Value = serde_json::from_slice(&read("req_codex_tools.json")).unwrap();
+    let input = next["input"].as_array_mut().unwrap();
+    input.extend(output.iter().cloned());
+    input.push(
+        json!({"type": "custom_tool_call_output", "call_id": output[1]["call_id"],
+                      "output": "Success. A b.txt"}),
+    );
+    input.push(
+        json!({"type": "function_call_output", "call_id": output[2]["call_id"],
+                      "output": "rain"}),
+    );
+    let req = parse_request(next.to_string().as_bytes()).unwrap();
+    let upstream = gemini::request_to_json(&req).unwrap();
+    assert_gemini_calls_answered(&upstream);
+    let contents = upstream["contents"].as_array().unwrap();
+    let last_model = &contents[contents.len() - 2];
+    let calls: Vec<&Value> = last_model["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.get("functionCall"))
+        .collect();
+    assert_eq!(calls[0]["args"], json!({"input": patch}));
+    assert_eq!(calls[1]["name"], "mcp__weather__get_forecast");
+    let answers: Vec<&Value> = contents[contents.len() - 1]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.get("functionResponse"))
+        .collect();
+    assert_eq!(answers.len(), 2);
+    assert!(
+        answers[0]["response"]
+            .to_string()
+            .contains("Success. A b.txt")
+    );
 }

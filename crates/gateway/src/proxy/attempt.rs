@@ -42,7 +42,7 @@ impl Attempt<'_> {
     ) -> Result<Response, Failure> {
         let provider = &self.cand.provider;
         let dialect = provider.dialect_for(ctx.dialect);
-        let (body, mode) = self
+        let (body, mode, dropped) = self
             .prepare(ctx, inbound, dialect)
             .map_err(Failure::client)?;
         let started = Instant::now();
@@ -104,26 +104,43 @@ impl Attempt<'_> {
             );
             return Err(f);
         }
-        if inbound.stream {
+        let mut out = if inbound.stream {
             let remaining = first_byte.saturating_sub(started.elapsed());
             self.stream(ctx, inbound, resp, mode, record, remaining, hold, dialect)
-                .await
+                .await?
         } else {
             self.json(ctx, inbound, resp, mode, record, hold, dialect)
-                .await
+                .await?
+        };
+        // Tools the target has no equivalent of were left out: say so.
+        if let Some(v) = dropped.and_then(|d| http::HeaderValue::from_str(&d).ok()) {
+            out.headers_mut().insert("x-ekai-dropped-tools", v);
         }
+        Ok(out)
     }
 
-    /// The upstream body for this candidate, and how its answer goes back to the client.
+    /// The upstream body for this candidate, how its answer goes back to the client, and the
+    /// request's tools the target cannot take (comma-separated), if any.
     fn prepare(
         &self,
         ctx: &Ctx,
         inbound: &mut Inbound,
         dialect: Dialect,
-    ) -> Result<(Vec<u8>, Mode), GatewayError> {
+    ) -> Result<(Vec<u8>, Mode, Option<String>), GatewayError> {
         let provider = &self.cand.provider;
         let model = &self.cand.upstream_model;
-        if dialect == ctx.dialect && !inbound.needs_normalising {
+        // A Responses request continuing a conversation the gateway keeps needs it put back in,
+        // even for OpenAI (which does not know the gateway's response ids).
+        let continues_kept = ctx.dialect == Dialect::OpenAiResponses
+            && match &inbound.turn {
+                Some(turn) => turn.reply.previous_response_id.is_some(),
+                None => super::responses::continues_kept(
+                    &self.proxy.conversations,
+                    ctx.client_key_id.as_deref(),
+                    &inbound.body,
+                ),
+            };
+        if dialect == ctx.dialect && !inbound.needs_normalising && !continues_kept {
             let force_usage = inbound.stream && ctx.dialect == Dialect::OpenAiChat;
             let rw = super::body::rewrite(&inbound.body, model, force_usage)
                 .ok_or_else(|| bad_body(ctx.dialect, &inbound.body))?;
@@ -132,13 +149,21 @@ impl Attempt<'_> {
             } else {
                 Mode::Raw
             };
-            return Ok((rw.body, mode));
+            return Ok((rw.body, mode, None));
         }
         // Parsed once per request, whichever attempt needs it first.
         let req = match &mut inbound.canonical {
             Some(r) => r,
             None => {
                 let mut r = codec::parse_request(ctx.dialect, &inbound.body, &inbound.model)?;
+                if ctx.dialect == Dialect::OpenAiResponses {
+                    // Before the policy's prefix: it is not part of the kept conversation.
+                    inbound.turn = Some(super::responses::begin(
+                        &mut r,
+                        &self.proxy.conversations,
+                        ctx.client_key_id.as_deref(),
+                    )?);
+                }
                 if let Some(prefix) = &ctx.system_prefix {
                     r.system.insert(
                         0,
@@ -151,18 +176,6 @@ impl Attempt<'_> {
                 inbound.canonical.insert(r)
             }
         };
-        if ctx.dialect == Dialect::OpenAiResponses {
-            let state = ekai_wire::dialect::openai_responses::request_state(req);
-            if let Some(id) = state.previous_response_id {
-                // Only OpenAI keeps responses; a translated request cannot refer to one.
-                return Err(GatewayError::invalid(format!(
-                    "previous_response_id '{id}' cannot be used with model '{}' (served by '{}'): only OpenAI stores responses; send the whole conversation in `input` instead",
-                    inbound.model,
-                    provider.name()
-                ))
-                .with_param(Some("previous_response_id".into())));
-            }
-        }
         req.model.clone_from(model);
         // Gemini clients say "stream" in the URL, not the body.
         req.stream = inbound.stream;
@@ -176,16 +189,32 @@ impl Attempt<'_> {
         // The next candidate may allow more: give it the client's own figure.
         req.max_tokens = requested;
         let body = body?;
+        let dropped = super::responses::dropped_tools(req, dialect);
+        let dropped = (!dropped.is_empty()).then(|| {
+            let list = dropped.join(",");
+            tracing::debug!(
+                provider = provider.name(),
+                tools = %list,
+                "tools the provider has no equivalent of were left out"
+            );
+            list
+        });
+        let reply = inbound.turn.as_ref().map(|t| &t.reply);
         let mode = if dialect == ctx.dialect {
             // Same dialect, only the request needed normalising: relay the answer untouched.
             Mode::Raw
         } else {
             Mode::Translate {
                 decoder: codec::decoder(dialect),
-                encoder: codec::encoder(ctx.dialect, now_secs(), req.stream_include_usage),
+                encoder: codec::encoder_for(
+                    ctx.dialect,
+                    now_secs(),
+                    req.stream_include_usage,
+                    reply,
+                ),
             }
         };
-        Ok((body, mode))
+        Ok((body, mode, dropped))
     }
 
     fn record(&self, ctx: &Ctx, inbound: &Inbound, started: Instant) -> Record {
@@ -274,6 +303,10 @@ impl Attempt<'_> {
         record.data.first_byte = Some(elapsed);
         record.attach_hold(hold.take());
         self.cand.health.success(Instant::now(), elapsed);
+        let keep = match (&mode, &inbound.turn) {
+            (Mode::Translate { .. }, Some(turn)) => turn.keeper(&self.proxy.conversations),
+            _ => None,
+        };
         let relay = Relay::new(
             resp,
             first,
@@ -284,7 +317,8 @@ impl Attempt<'_> {
             self.proxy.timeouts.idle,
             record,
             inbound.estimate.input_tokens,
-        );
+        )
+        .on_complete(keep);
         Ok(sse_response(Body::from_stream(relay.into_stream())))
     }
 
@@ -328,9 +362,15 @@ impl Attempt<'_> {
                 } else {
                     record.set_usage(canon.usage, false);
                 }
-                let json = codec::response_to_json(ctx.dialect, &canon);
+                let reply = inbound.turn.as_ref().map(|t| &t.reply);
+                let json = codec::response_to_json_for(ctx.dialect, &canon, reply);
                 match serde_json::to_vec(&json) {
-                    Ok(v) => Bytes::from(v),
+                    Ok(v) => {
+                        if let Some(turn) = &inbound.turn {
+                            turn.keep(&self.proxy.conversations, &canon);
+                        }
+                        Bytes::from(v)
+                    }
                     Err(e) => {
                         let e = GatewayError::internal(format!("cannot serialize response: {e}"));
                         record.fail(500, e.kind.name(), &e.message);

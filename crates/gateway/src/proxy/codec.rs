@@ -4,6 +4,7 @@
 use ekai_wire::canonical::{
     Dialect, Request, Response, StreamDecoder, StreamEncoder, Usage, WireError,
 };
+use ekai_wire::dialect::openai_responses::Reply;
 use ekai_wire::dialect::{anthropic, gemini, openai_chat, openai_responses};
 use serde_json::Value;
 
@@ -44,6 +45,15 @@ pub fn response_to_json(d: Dialect, resp: &Response) -> Value {
     }
 }
 
+/// `response_to_json` for a Responses client whose request `reply` describes (its tools, the id
+/// and `store` the gateway chose); other dialects need no such context.
+pub fn response_to_json_for(d: Dialect, resp: &Response, reply: Option<&Reply>) -> Value {
+    match (d, reply) {
+        (Dialect::OpenAiResponses, Some(r)) => openai_responses::response_to_json_for(resp, r),
+        _ => response_to_json(d, resp),
+    }
+}
+
 pub fn decoder(d: Dialect) -> Box<dyn StreamDecoder + Send> {
     match d {
         Dialect::OpenAiChat => Box::new(openai_chat::Decoder::new()),
@@ -59,6 +69,21 @@ pub fn encoder(d: Dialect, created: u64, include_usage: bool) -> Box<dyn StreamE
         Dialect::Anthropic => Box::new(anthropic::Encoder::new()),
         Dialect::OpenAiResponses => Box::new(openai_responses::Encoder::new(created)),
         Dialect::Gemini => Box::new(gemini::Encoder::new()),
+    }
+}
+
+/// `encoder`, for a Responses client with `reply` (see `response_to_json_for`).
+pub fn encoder_for(
+    d: Dialect,
+    created: u64,
+    include_usage: bool,
+    reply: Option<&Reply>,
+) -> Box<dyn StreamEncoder + Send> {
+    match (d, reply) {
+        (Dialect::OpenAiResponses, Some(r)) => {
+            Box::new(openai_responses::Encoder::for_reply(created, r.clone()))
+        }
+        _ => encoder(d, created, include_usage),
     }
 }
 

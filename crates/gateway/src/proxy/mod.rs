@@ -10,8 +10,10 @@
 mod attempt;
 pub mod body;
 mod codec;
+pub mod conversations;
 mod pay;
 mod relay;
+mod responses;
 mod upstream;
 
 use crate::accounting::Sink;
@@ -45,6 +47,8 @@ pub struct Proxy {
     pub budget: Option<Arc<dyn crate::accounting::Budget>>,
     /// Pays the x402 relay; None when x402 is off.
     pub x402: Option<Arc<crate::x402::Payer>>,
+    /// Responses conversations kept for `previous_response_id` on translated models.
+    pub conversations: Arc<conversations::ConversationStore>,
 }
 
 /// Per-request facts gathered by the HTTP layer, and what the proxy learned (for response headers).
@@ -124,6 +128,8 @@ pub(crate) struct Inbound {
     pub needs_normalising: bool,
     pub estimate: Estimate,
     pub canonical: Option<CanonicalRequest>,
+    /// A Responses request on the canonical path: its conversation and answer (`responses.rs`).
+    pub turn: Option<responses::Turn>,
 }
 
 impl Proxy {
@@ -142,6 +148,7 @@ impl Proxy {
                 estimate: p.estimate(body.len()),
                 body: body.clone(),
                 canonical: None,
+                turn: None,
             },
             _ => return Err(bad_body(ctx.dialect, &body)),
         };

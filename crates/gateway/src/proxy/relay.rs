@@ -8,11 +8,15 @@ use super::codec;
 use crate::accounting::Record;
 use bytes::Bytes;
 use ekai_wire::canonical::{
-    Dialect, ResponseAccumulator, StreamDecoder, StreamEncoder, StreamEvent, Usage,
+    Dialect, Response as CanonicalResponse, ResponseAccumulator, StreamDecoder, StreamEncoder,
+    StreamEvent, Usage,
 };
 use ekai_wire::dialect::openai_chat;
 use ekai_wire::sse::{SseParser, write_event};
 use std::time::Duration;
+
+/// Given the translated answer once it is complete (a Responses conversation to keep).
+pub type OnComplete = Box<dyn FnOnce(&CanonicalResponse) + Send>;
 
 pub enum Mode {
     /// Same dialect: forward upstream bytes untouched, sniff usage on the side.
@@ -47,9 +51,16 @@ pub struct Relay {
     /// For a provider that reports no usage: the request's estimated input and the bytes relayed.
     estimated_input: u64,
     bytes_out: usize,
+    /// Run with the translated answer once it completed (a Responses conversation to keep).
+    on_complete: Option<OnComplete>,
 }
 
 impl Relay {
+    pub fn on_complete(mut self, hook: Option<OnComplete>) -> Self {
+        self.on_complete = hook;
+        self
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         upstream: reqwest::Response,
@@ -80,6 +91,7 @@ impl Relay {
             pending: Some(first),
             estimated_input,
             bytes_out: 0,
+            on_complete: None,
         }
     }
 
@@ -169,6 +181,7 @@ impl Relay {
                     encoder.encode(&e, &mut out);
                 }
                 self.complete = self.acc.finished;
+                self.run_on_complete();
                 if let Some((kind, message)) = &self.acc.error {
                     if let Some(rec) = self.record.as_mut() {
                         rec.data.error_kind = Some(kind.clone());
@@ -229,7 +242,17 @@ impl Relay {
                 encoder.encode(&e, &mut out);
             }
         }
+        self.run_on_complete();
         out
+    }
+
+    /// As soon as the translated answer is complete (the client may hang up right after it).
+    fn run_on_complete(&mut self) {
+        if self.acc.finished && self.acc.error.is_none() {
+            if let Some(hook) = self.on_complete.take() {
+                hook(self.acc.response());
+            }
+        }
     }
 
     /// Ends the stream with an error event in the client's dialect.

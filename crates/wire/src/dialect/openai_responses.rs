@@ -16,12 +16,15 @@
 mod request;
 mod response;
 mod stream;
+mod tools;
 
 pub use request::{parse_request, request_to_json};
 pub use response::{
-    is_terminal_event, parse_response, response_to_json, usage_from_event, usage_from_response,
+    is_terminal_event, parse_response, response_to_json, response_to_json_for, usage_from_event,
+    usage_from_response,
 };
 pub use stream::{Decoder, Encoder};
+pub use tools::{ClientTool, ToolMap, custom_arguments, custom_input, flat_name};
 
 use serde_json::Value;
 
@@ -57,6 +60,42 @@ pub fn request_state(req: &Request) -> ResponsesState {
             .and_then(Value::as_str)
             .map(str::to_string),
     }
+}
+
+/// What the gateway tells the Responses encoders (`response_to_json_for`, `Encoder::for_reply`)
+/// about the request they answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reply {
+    /// The client's custom and namespaced tools: calls of them go back in the shape declared.
+    pub tools: ToolMap,
+    /// The response's id when the gateway chose one (it stores the conversation under it);
+    /// otherwise it is derived from the upstream's.
+    pub id: Option<String>,
+    /// Echoed as the response's `store` and `previous_response_id`.
+    pub store: bool,
+    pub previous_response_id: Option<String>,
+}
+
+impl Reply {
+    /// Tools, `store` and `previous_response_id` of a request parsed by this dialect.
+    pub fn for_request(req: &Request) -> Reply {
+        let state = request_state(req);
+        Reply {
+            tools: ToolMap::of(req),
+            id: None,
+            store: state.store,
+            previous_response_id: state.previous_response_id,
+        }
+    }
+}
+
+/// How many of `req.system`'s leading parts came from `instructions` (0 or 1); the rest came from
+/// system / developer messages at the start of `input`. A stored conversation keeps those, not
+/// the instructions (OpenAI's `previous_response_id` semantics).
+pub fn instruction_parts(req: &Request) -> usize {
+    usize::from(
+        tools::state(req).is_some_and(|s| s.get("instructions") == Some(&Value::Bool(true))),
+    )
 }
 
 /// The Responses API answers HTTP errors exactly as Chat Completions does.

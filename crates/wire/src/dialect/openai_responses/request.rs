@@ -13,6 +13,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::tools::{self, Collected, Definitions, ItemExtras, ToolMap};
 use super::{DIALECT, is_content_part_type};
 use crate::canonical::{
     ContentBlock, Dialect, Extra, ImageSource, Message, Reasoning, Request, ResponseFormat, Role,
@@ -39,6 +40,8 @@ pub fn parse_request(body: &[u8]) -> Result<Request, WireError> {
     let mut input = None;
     let mut instructions = None;
     let mut safety_identifier = None;
+    let mut tool_choice = None;
+    let mut collected = Collected::default();
     for (key, value) in obj {
         match key.as_str() {
             "model" => model = Some(value),
@@ -48,20 +51,14 @@ pub fn parse_request(body: &[u8]) -> Result<Request, WireError> {
             "temperature" => req.temperature = opt_f64(&value, "temperature")?,
             "top_p" => req.top_p = opt_f64(&value, "top_p")?,
             "stream" => req.stream = opt_bool(&value, "stream")?.unwrap_or(false),
-            "tools" => req.tools = parse_tools(value)?,
+            "tools" => req.tools = parse_tools(value, &mut collected)?,
             "parallel_tool_calls" => {
                 req.parallel_tool_calls = opt_bool(&value, "parallel_tool_calls")?
             }
             "user" => req.user = opt_string(value, "user")?,
             "safety_identifier" => safety_identifier = opt_string(value, "safety_identifier")?,
-            "tool_choice" => match parse_tool_choice(&value)? {
-                Some(choice) => req.tool_choice = Some(choice),
-                None if value.is_null() => {}
-                // allowed_tools, hosted tool types, custom tools: only a Responses upstream knows.
-                None => {
-                    extra.insert(key, value);
-                }
-            },
+            // Read once the tools are known (keys come in alphabetical order).
+            "tool_choice" => tool_choice = Some(value),
             "reasoning" => {
                 let (reasoning, rest) = parse_reasoning(value)?;
                 req.reasoning = reasoning;
@@ -86,6 +83,8 @@ pub fn parse_request(body: &[u8]) -> Result<Request, WireError> {
                 }
                 extra.insert(key, value);
             }
+            // Ours alone: a client cannot set it.
+            tools::STATE_KEY => {}
             // include, metadata, prompt_cache_key, truncation, service_tier, background, … go
             // back unchanged to a Responses upstream.
             _ => {
@@ -99,14 +98,25 @@ pub fn parse_request(body: &[u8]) -> Result<Request, WireError> {
         Some(_) => return Err(WireError::at("model", "must be a string")),
         None => return Err(WireError::at("model", "is required")),
     };
+    if let Some(value) = tool_choice {
+        match parse_tool_choice(&value, &collected)? {
+            Some(choice) => req.tool_choice = Some(choice),
+            None if value.is_null() => {}
+            // allowed_tools, hosted tool types: only a Responses upstream knows.
+            None => {
+                extra.insert("tool_choice".into(), value);
+            }
+        }
+    }
     if let Some(text) = instructions.filter(|t| !t.is_empty()) {
+        collected.instructions = true;
         req.system.push(TextPart {
             text,
             cache_control: None,
         });
     }
     match input {
-        Some(input) => parse_input(input, &mut req)?,
+        Some(input) => parse_input(input, &mut req, &mut collected)?,
         // A continuation may carry nothing new besides the reference to the previous response.
         None if extra
             .get("previous_response_id")
@@ -116,6 +126,9 @@ pub fn parse_request(body: &[u8]) -> Result<Request, WireError> {
     }
     if req.user.is_none() {
         req.user = safety_identifier;
+    }
+    if let Some(state) = collected.into_value() {
+        extra.insert(tools::STATE_KEY.into(), state);
     }
     if !extra.is_empty() {
         req.extra = Some(Extra {
@@ -199,43 +212,50 @@ fn parse_format(f: &Obj) -> Result<Option<ResponseFormat>, WireError> {
 // Tools
 // ---------------------------------------------------------------------------------------------
 
-fn parse_tools(v: Value) -> Result<Vec<Tool>, WireError> {
+fn parse_tools(v: Value, collected: &mut Collected) -> Result<Vec<Tool>, WireError> {
     let items = match v {
         Value::Null => return Ok(Vec::new()),
         Value::Array(items) => items,
         _ => return Err(WireError::at("tools", "must be an array")),
     };
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let path = format!("tools[{i}]");
-            let Value::Object(obj) = item else {
-                return Err(WireError::at(path, "must be an object"));
-            };
-            if obj.get("type").and_then(Value::as_str) != Some("function") {
-                // custom, web_search, local_shell, namespace, tool_search, mcp, …
-                return Ok(Tool::Unknown {
-                    dialect: DIALECT,
-                    value: Value::Object(obj),
-                });
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let path = format!("tools[{i}]");
+        let Value::Object(obj) = item else {
+            return Err(WireError::at(path, "must be an object"));
+        };
+        match obj.get("type").and_then(Value::as_str) {
+            Some("function") => {
+                // Responses puts the function at the top level; accept Chat's nesting from
+                // confused clients too.
+                let (func, fpath) = match obj.get("function") {
+                    Some(Value::Object(f)) if !obj.contains_key("name") => {
+                        (f, format!("{path}.function"))
+                    }
+                    _ => (&obj, path),
+                };
+                out.push(Tool::Function(super::super::openai_common::function_tool(
+                    func, &fpath,
+                )?));
             }
-            // Responses puts the function at the top level; accept Chat's nesting from confused
-            // clients too.
-            let (func, fpath) = match obj.get("function") {
-                Some(Value::Object(f)) if !obj.contains_key("name") => {
-                    (f, format!("{path}.function"))
-                }
-                _ => (&obj, path),
-            };
-            Ok(Tool::Function(super::super::openai_common::function_tool(
-                func, &fpath,
-            )?))
-        })
-        .collect()
+            // Free-form input: a function of one string, for any model.
+            Some("custom") => out.push(Tool::Function(tools::parse_custom(obj, &path, collected)?)),
+            Some("namespace") => out.extend(
+                tools::parse_namespace(obj, &path, collected)?
+                    .into_iter()
+                    .map(Tool::Function),
+            ),
+            // web_search, local_shell, tool_search, mcp, image_generation, …: hosted by OpenAI.
+            _ => out.push(Tool::Unknown {
+                dialect: DIALECT,
+                value: Value::Object(obj),
+            }),
+        }
+    }
+    Ok(out)
 }
 
-fn parse_tool_choice(v: &Value) -> Result<Option<ToolChoice>, WireError> {
+fn parse_tool_choice(v: &Value, collected: &Collected) -> Result<Option<ToolChoice>, WireError> {
     match v {
         Value::String(s) => match s.as_str() {
             "auto" => Ok(Some(ToolChoice::Auto)),
@@ -246,9 +266,15 @@ fn parse_tool_choice(v: &Value) -> Result<Option<ToolChoice>, WireError> {
                 "must be \"auto\", \"none\", \"required\" or an object",
             )),
         },
-        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => {
+        Value::Object(o)
+            if matches!(
+                o.get("type").and_then(Value::as_str),
+                Some("function" | "custom")
+            ) =>
+        {
+            let namespace = o.get("namespace").and_then(Value::as_str);
             match o.get("name").and_then(Value::as_str) {
-                Some(name) => Ok(Some(ToolChoice::Tool(name.to_string()))),
+                Some(name) => Ok(Some(ToolChoice::Tool(collected.known(namespace, name)))),
                 None => Err(WireError::at("tool_choice.name", "is required")),
             }
         }
@@ -280,7 +306,7 @@ fn is_assistant_item(kind: &str) -> bool {
     kind.ends_with("_call") || kind == "reasoning" || kind.starts_with("mcp_list_tools")
 }
 
-fn parse_input(v: Value, req: &mut Request) -> Result<(), WireError> {
+fn parse_input(v: Value, req: &mut Request, collected: &mut Collected) -> Result<(), WireError> {
     let items = match v {
         Value::String(text) => {
             req.messages.push(Message {
@@ -360,10 +386,39 @@ fn parse_input(v: Value, req: &mut Request) -> Result<(), WireError> {
                     }
                 }
             }
-            "function_call" => {
+            "function_call" | "custom_tool_call" => {
                 leading = false;
+                let custom = kind == "custom_tool_call";
                 let call_id = req_str(&item, "call_id", &path)?.to_string();
-                let name = req_str(&item, "name", &path)?.to_string();
+                let name = req_str(&item, "name", &path)?;
+                let namespace = match item.get("namespace") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(ns)) => Some(ns.as_str()),
+                    Some(_) => {
+                        return Err(WireError::at(
+                            format!("{path}.namespace"),
+                            "must be a string",
+                        ));
+                    }
+                };
+                let name = collected.note_call(namespace, name, custom);
+                collected.note_item(&call_id, &item, false);
+                if custom {
+                    let input = match item.get("input") {
+                        None | Some(Value::Null) => "",
+                        Some(Value::String(s)) => s.as_str(),
+                        Some(_) => {
+                            return Err(WireError::at(format!("{path}.input"), "must be a string"));
+                        }
+                    };
+                    let call = ContentBlock::ToolCall(ToolCall {
+                        id: call_id,
+                        name,
+                        arguments: tools::custom_arguments(input),
+                    });
+                    push_run(req, &mut run, Run::Assistant, vec![call]);
+                    continue;
+                }
                 let arguments = match item.get("arguments") {
                     None | Some(Value::Null) => String::new(),
                     Some(Value::String(a)) => a.clone(),
@@ -376,9 +431,10 @@ fn parse_input(v: Value, req: &mut Request) -> Result<(), WireError> {
                 });
                 push_run(req, &mut run, Run::Assistant, vec![call]);
             }
-            "function_call_output" => {
+            "function_call_output" | "custom_tool_call_output" => {
                 leading = false;
                 let call_id = req_str(&item, "call_id", &path)?.to_string();
+                collected.note_item(&call_id, &item, true);
                 let content = tool_output(item.remove("output"), &format!("{path}.output"))?;
                 let result = ContentBlock::ToolResult {
                     tool_call_id: call_id,
@@ -395,7 +451,7 @@ fn parse_input(v: Value, req: &mut Request) -> Result<(), WireError> {
             }
             other => {
                 leading = false;
-                // custom_tool_call(_output), local_shell_call(_output), web_search_call,
+                // local_shell_call(_output), web_search_call, tool_search_call(_output),
                 // item_reference, compaction, …: only a Responses upstream can take them back.
                 let target = if is_assistant_item(other) {
                     Run::Assistant
@@ -667,6 +723,12 @@ pub fn request_to_json(req: &Request) -> Result<Value, WireError> {
     }
     // Without storage, OpenAI cannot resolve a reasoning item by id alone.
     let stateless = extra.is_some_and(|e| e.fields.get("store") == Some(&Value::Bool(false)));
+    let mut items = Items {
+        map: ToolMap::of(req),
+        extras: ItemExtras::of(req),
+        custom_calls: Vec::new(),
+        stateless,
+    };
     let mut input = Vec::with_capacity(req.messages.len() * 2);
     for msg in &req.messages {
         match msg.role {
@@ -685,13 +747,18 @@ pub fn request_to_json(req: &Request) -> Result<Value, WireError> {
                     input.push(json!({"type": "message", "role": "developer", "content": parts}));
                 }
             }
-            Role::User => push_user(msg, &mut input),
-            Role::Assistant => push_assistant(msg, stateless, &mut input),
+            Role::User => push_user(msg, &items, &mut input),
+            Role::Assistant => push_assistant(msg, &mut items, &mut input),
         }
     }
     out.insert("input".into(), Value::Array(input));
 
-    let tools: Vec<Value> = req.tools.iter().filter_map(tool_json).collect();
+    let mut defs = Definitions::of(req);
+    let tools: Vec<Value> = req
+        .tools
+        .iter()
+        .filter_map(|t| tool_json(t, &mut defs))
+        .collect();
     if !tools.is_empty() {
         out.insert("tools".into(), Value::Array(tools));
         if let Some(choice) = &req.tool_choice {
@@ -701,7 +768,17 @@ pub fn request_to_json(req: &Request) -> Result<Value, WireError> {
                     ToolChoice::Auto => json!("auto"),
                     ToolChoice::None => json!("none"),
                     ToolChoice::Required => json!("required"),
-                    ToolChoice::Tool(name) => json!({"type": "function", "name": name}),
+                    ToolChoice::Tool(name) => match items.map.get(name) {
+                        Some(t) => {
+                            let kind = if t.custom { "custom" } else { "function" };
+                            let mut c = json!({"type": kind, "name": t.name});
+                            if let Some(ns) = &t.namespace {
+                                c["namespace"] = Value::String(ns.clone());
+                            }
+                            c
+                        }
+                        None => json!({"type": "function", "name": name}),
+                    },
                 },
             );
         }
@@ -756,6 +833,9 @@ pub fn request_to_json(req: &Request) -> Result<Value, WireError> {
     }
     if let Some(extra) = extra {
         for (k, v) in &extra.fields {
+            if k == tools::STATE_KEY {
+                continue;
+            }
             // Canonical fields win: they may have been edited since parsing.
             out.entry(k.clone()).or_insert_with(|| v.clone());
         }
@@ -811,7 +891,17 @@ fn is_part(value: &Value) -> bool {
 
 /// User blocks in order: content parts gather into one user message, tool results and items go out
 /// as items of their own where they stand.
-fn push_user(msg: &Message, input: &mut Vec<Value>) {
+/// What rendering input items needs beyond the messages.
+struct Items<'a> {
+    map: ToolMap,
+    extras: ItemExtras<'a>,
+    /// Outputs of custom tool calls go back as `custom_tool_call_output`.
+    custom_calls: Vec<&'a str>,
+    /// Without storage, OpenAI cannot resolve a reasoning item by id alone.
+    stateless: bool,
+}
+
+fn push_user(msg: &Message, items: &Items<'_>, input: &mut Vec<Value>) {
     let mut parts: Vec<Value> = Vec::new();
     let flush = |parts: &mut Vec<Value>, input: &mut Vec<Value>| {
         if !parts.is_empty() {
@@ -843,11 +933,18 @@ fn push_user(msg: &Message, input: &mut Vec<Value>) {
                         _ => {}
                     }
                 }
-                input.push(json!({
-                    "type": "function_call_output",
+                let kind = if items.custom_calls.contains(&tool_call_id.as_str()) {
+                    "custom_tool_call_output"
+                } else {
+                    "function_call_output"
+                };
+                let mut item = json!({
+                    "type": kind,
                     "call_id": tool_call_id,
                     "output": text,
-                }));
+                });
+                items.extras.restore(tool_call_id, true, &mut item);
+                input.push(item);
                 // The output is sent as text; images follow in a user message, as for Chat.
                 if !images.is_empty() {
                     input.push(json!({"type": "message", "role": "user", "content": images}));
@@ -870,7 +967,7 @@ fn push_user(msg: &Message, input: &mut Vec<Value>) {
     flush(&mut parts, input);
 }
 
-fn push_assistant(msg: &Message, stateless: bool, input: &mut Vec<Value>) {
+fn push_assistant<'a>(msg: &'a Message, items: &mut Items<'a>, input: &mut Vec<Value>) {
     let mut parts: Vec<Value> = Vec::new();
     let flush = |parts: &mut Vec<Value>, input: &mut Vec<Value>| {
         if !parts.is_empty() {
@@ -885,13 +982,30 @@ fn push_assistant(msg: &Message, stateless: bool, input: &mut Vec<Value>) {
             ContentBlock::Text(t) => parts.push(json!({"type": "output_text", "text": t.text})),
             ContentBlock::ToolCall(c) => {
                 flush(&mut parts, input);
-                input.push(json!({
-                    "type": "function_call",
-                    "call_id": c.id,
-                    "name": c.name,
-                    // OpenAI rejects an empty arguments string; "{}" means the same.
-                    "arguments": if c.arguments.is_empty() { "{}" } else { c.arguments.as_str() },
-                }));
+                let client = items.map.get(&c.name);
+                let mut item = match client {
+                    Some(t) if t.custom => {
+                        items.custom_calls.push(&c.id);
+                        json!({
+                            "type": "custom_tool_call",
+                            "call_id": c.id,
+                            "name": t.name,
+                            "input": tools::custom_input(&c.arguments),
+                        })
+                    }
+                    _ => json!({
+                        "type": "function_call",
+                        "call_id": c.id,
+                        "name": client.map_or(&c.name, |t| &t.name),
+                        // OpenAI rejects an empty arguments string; "{}" means the same.
+                        "arguments": if c.arguments.is_empty() { "{}" } else { c.arguments.as_str() },
+                    }),
+                };
+                if let Some(ns) = client.and_then(|t| t.namespace.as_ref()) {
+                    item["namespace"] = Value::String(ns.clone());
+                }
+                items.extras.restore(&c.id, false, &mut item);
+                input.push(item);
             }
             ContentBlock::Unknown {
                 dialect: Dialect::OpenAiResponses,
@@ -906,7 +1020,7 @@ fn push_assistant(msg: &Message, stateless: bool, input: &mut Vec<Value>) {
                     .get("encrypted_content")
                     .and_then(Value::as_str)
                     .is_some_and(|s| !s.is_empty());
-                if reasoning && stateless && !encrypted {
+                if reasoning && items.stateless && !encrypted {
                     continue;
                 }
                 flush(&mut parts, input);
@@ -920,9 +1034,13 @@ fn push_assistant(msg: &Message, stateless: bool, input: &mut Vec<Value>) {
     flush(&mut parts, input);
 }
 
-fn tool_json(tool: &Tool) -> Option<Value> {
+fn tool_json(tool: &Tool, defs: &mut Definitions<'_>) -> Option<Value> {
     match tool {
         Tool::Function(f) => {
+            // A custom tool or namespace member goes back as the client defined it.
+            if let Some(original) = defs.original(&f.name) {
+                return original;
+            }
             let mut out = Obj::new();
             out.insert("type".into(), "function".into());
             out.insert("name".into(), Value::String(f.name.clone()));

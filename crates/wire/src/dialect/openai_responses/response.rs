@@ -4,7 +4,8 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::DIALECT;
+use super::tools::{self, ClientTool, ToolMap};
+use super::{DIALECT, Reply};
 use crate::canonical::{ContentBlock, FinishReason, Response, ToolCall, Usage, WireError};
 
 // ---------------------------------------------------------------------------------------------
@@ -236,6 +237,47 @@ pub(super) fn function_call_item(id: &str, status: &str, call: &ToolCall) -> Val
     })
 }
 
+/// A call of a tool the client declared as `custom` or inside a `namespace`, in that shape.
+pub(super) fn client_call_item(
+    id: &str,
+    status: &str,
+    call: &ToolCall,
+    tool: &ClientTool,
+) -> Value {
+    if tool.custom {
+        return custom_call_item(id, &call.id, tool, &tools::custom_input(&call.arguments));
+    }
+    let mut item = function_call_item(id, status, call);
+    item["name"] = Value::String(tool.name.clone());
+    if let Some(ns) = &tool.namespace {
+        item["namespace"] = Value::String(ns.clone());
+    }
+    item
+}
+
+/// A `custom_tool_call` output item (it has no `status`).
+pub(super) fn custom_call_item(id: &str, call_id: &str, tool: &ClientTool, input: &str) -> Value {
+    let mut item = json!({
+        "id": id,
+        "type": "custom_tool_call",
+        "call_id": call_id,
+        "name": tool.name,
+        "input": input,
+    });
+    if let Some(ns) = &tool.namespace {
+        item["namespace"] = Value::String(ns.clone());
+    }
+    item
+}
+
+/// The output item id of a call: `ctc_…` for custom tools, `fc_…` for functions.
+pub(super) fn call_item_id(call_id: &str, tool: Option<&ClientTool>) -> String {
+    match tool {
+        Some(t) if t.custom => format!("ctc_{call_id}"),
+        _ => format!("fc_{call_id}"),
+    }
+}
+
 pub(super) fn reasoning_item(id: &str, summary: &str) -> Value {
     let summary = if summary.is_empty() {
         Vec::new()
@@ -246,7 +288,7 @@ pub(super) fn reasoning_item(id: &str, summary: &str) -> Value {
 }
 
 /// The output items of a canonical response.
-fn output_items(resp: &Response, rid: &str) -> Vec<Value> {
+fn output_items(resp: &Response, rid: &str, tools: &ToolMap) -> Vec<Value> {
     let mut items = Vec::new();
     let mut parts: Vec<Value> = Vec::new();
     let flush = |parts: &mut Vec<Value>, items: &mut Vec<Value>| {
@@ -268,6 +310,8 @@ fn output_items(resp: &Response, rid: &str) -> Vec<Value> {
                 });
                 match companion {
                     Some(ContentBlock::Unknown { value, .. }) => items.push(value.clone()),
+                    // Only a signature (Gemini's, Anthropic's): nothing a Responses client can use.
+                    _ if text.is_empty() => {}
                     _ => {
                         let id = item_id("rs", rid, items.len());
                         items.push(reasoning_item(&id, text));
@@ -276,7 +320,12 @@ fn output_items(resp: &Response, rid: &str) -> Vec<Value> {
             }
             ContentBlock::ToolCall(c) => {
                 flush(&mut parts, &mut items);
-                items.push(function_call_item(&format!("fc_{}", c.id), "completed", c));
+                let tool = tools.get(&c.name);
+                let id = call_item_id(&c.id, tool);
+                items.push(match tool {
+                    Some(t) => client_call_item(&id, "completed", c, t),
+                    None => function_call_item(&id, "completed", c),
+                });
             }
             ContentBlock::Unknown {
                 dialect: DIALECT,
@@ -308,6 +357,8 @@ pub(super) struct Head<'a> {
     pub status: &'a str,
     pub incomplete_reason: Option<&'a str>,
     pub error: Value,
+    pub store: bool,
+    pub previous_response_id: Option<&'a str>,
 }
 
 /// A full `response` object around `output`, with the defaults clients expect.
@@ -325,9 +376,9 @@ pub(super) fn response_object(head: Head<'_>, output: Vec<Value>, usage: Option<
         "model": head.model,
         "output": output,
         "parallel_tool_calls": true,
-        "previous_response_id": null,
+        "previous_response_id": head.previous_response_id,
         "reasoning": {"effort": null, "summary": null},
-        "store": false,
+        "store": head.store,
         "temperature": null,
         "text": {"format": {"type": "text"}},
         "tool_choice": "auto",
@@ -341,9 +392,18 @@ pub(super) fn response_object(head: Head<'_>, output: Vec<Value>, usage: Option<
 }
 
 pub fn response_to_json(resp: &Response) -> Value {
-    let id = response_id(&resp.id);
+    response_to_json_for(resp, &Reply::default())
+}
+
+/// The response for a client whose request is described by `reply`: calls of its custom and
+/// namespaced tools in the shape it declared them, the id and `store` the gateway chose.
+pub fn response_to_json_for(resp: &Response, reply: &Reply) -> Value {
+    let id = match &reply.id {
+        Some(id) => id.clone(),
+        None => response_id(&resp.id),
+    };
     let (status, reason) = status_of(resp.finish_reason.as_ref());
-    let output = output_items(resp, &id);
+    let output = output_items(resp, &id, &reply.tools);
     response_object(
         Head {
             id: &id,
@@ -352,6 +412,8 @@ pub fn response_to_json(resp: &Response) -> Value {
             status,
             incomplete_reason: reason,
             error: Value::Null,
+            store: reply.store,
+            previous_response_id: reply.previous_response_id.as_deref(),
         },
         output,
         Some(&resp.usage),
@@ -399,12 +461,18 @@ pub(super) fn item_blocks(item: &Value, out: &mut Vec<ContentBlock>) {
                 }
             }
         }
-        Some("function_call") => {
+        Some(kind @ ("function_call" | "custom_tool_call")) => {
             let s = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or_default();
+            let namespace = obj.get("namespace").and_then(Value::as_str);
+            let arguments = if kind == "custom_tool_call" {
+                tools::custom_arguments(s("input"))
+            } else {
+                s("arguments").to_string()
+            };
             out.push(ContentBlock::ToolCall(ToolCall {
                 id: s("call_id").to_string(),
-                name: s("name").to_string(),
-                arguments: s("arguments").to_string(),
+                name: tools::flat_name(namespace, s("name")),
+                arguments,
             }));
         }
         Some("reasoning") => {
@@ -449,7 +517,10 @@ pub fn parse_response(body: &[u8]) -> Result<Response, WireError> {
     let mut content = Vec::new();
     let mut has_calls = false;
     for item in wire.output.iter().flatten() {
-        has_calls |= item.get("type").and_then(Value::as_str) == Some("function_call");
+        has_calls |= matches!(
+            item.get("type").and_then(Value::as_str),
+            Some("function_call" | "custom_tool_call")
+        );
         item_blocks(item, &mut content);
     }
     let reason = wire

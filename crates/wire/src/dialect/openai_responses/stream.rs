@@ -10,10 +10,13 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::Reply;
 use super::response::{
-    Head, WireUsage, finish_of, function_call_item, item_blocks, item_id, message_item,
-    output_text_part, reasoning_text, response_id, response_object, status_of,
+    Head, WireUsage, call_item_id, client_call_item, custom_call_item, finish_of,
+    function_call_item, item_blocks, item_id, message_item, output_text_part, reasoning_text,
+    response_id, response_object, status_of,
 };
+use super::tools::{ClientTool, InputReader};
 use crate::canonical::{
     BlockStart, ContentBlock, Delta, FinishReason, StreamDecoder, StreamEncoder, StreamEvent,
     ToolCall, Usage,
@@ -35,6 +38,7 @@ struct WireEvent<'a> {
     text: Option<String>,
     refusal: Option<String>,
     arguments: Option<String>,
+    input: Option<String>,
     item: Option<Value>,
     response: Option<WireResponse>,
     // `error` events carry these at the top level.
@@ -57,6 +61,8 @@ struct WireResponse {
 enum Kind {
     Message,
     Call,
+    /// A `custom_tool_call`: its input text becomes canonical `{"input": …}` arguments.
+    Custom,
     Reasoning,
     /// Hosted tool calls and anything newer: no canonical block.
     Other,
@@ -164,11 +170,16 @@ impl Decoder {
         let (block, delta) = match self.items.get(pos).map(|i| i.kind) {
             Some(Kind::Message) => (BlockStart::Text, Delta::Text(text)),
             Some(Kind::Reasoning) => (BlockStart::Thinking, Delta::Thinking(text)),
-            Some(Kind::Call) => {
+            Some(kind @ (Kind::Call | Kind::Custom)) => {
                 let Some(index) = self.items.get(pos).and_then(|i| i.block) else {
                     return;
                 };
                 if self.items.get(pos).is_some_and(|i| !i.closed) {
+                    let text = if kind == Kind::Custom {
+                        json_string_body(&text)
+                    } else {
+                        text
+                    };
                     out.push(StreamEvent::BlockDelta {
                         index,
                         delta: Delta::ToolArguments(text),
@@ -188,6 +199,12 @@ impl Decoder {
             if !item.closed {
                 item.closed = true;
                 if let Some(index) = item.block {
+                    if item.kind == Kind::Custom {
+                        out.push(StreamEvent::BlockDelta {
+                            index,
+                            delta: Delta::ToolArguments("\"}".into()),
+                        });
+                    }
                     out.push(StreamEvent::BlockStop { index });
                 }
             }
@@ -212,18 +229,33 @@ impl Decoder {
         let kind = match str_field(item, "type") {
             "message" => Kind::Message,
             "function_call" => Kind::Call,
+            "custom_tool_call" => Kind::Custom,
             "reasoning" => Kind::Reasoning,
             _ => Kind::Other,
         };
         let pos = self.add(output_index, id, kind);
-        if kind == Kind::Call {
+        if matches!(kind, Kind::Call | Kind::Custom) {
             self.has_calls = true;
+            let namespace = item.get("namespace").and_then(Value::as_str);
             let block = BlockStart::ToolCall {
                 id: str_field(item, "call_id").to_string(),
-                name: str_field(item, "name").to_string(),
+                name: super::tools::flat_name(namespace, str_field(item, "name")),
             };
-            self.open(pos, block, out);
-            let arguments = str_field(item, "arguments");
+            let index = self.open(pos, block, out);
+            if let (Kind::Custom, Some(index)) = (kind, index) {
+                out.push(StreamEvent::BlockDelta {
+                    index,
+                    delta: Delta::ToolArguments("{\"input\":\"".into()),
+                });
+            }
+            let arguments = str_field(
+                item,
+                if kind == Kind::Custom {
+                    "input"
+                } else {
+                    "arguments"
+                },
+            );
             if !arguments.is_empty() {
                 self.text(pos, arguments.to_string(), out);
                 if let Some(it) = self.items.get_mut(pos) {
@@ -268,6 +300,7 @@ impl Decoder {
                 }
                 Some(Kind::Reasoning) => reasoning_text(item),
                 Some(Kind::Call) => str_field(item, "arguments").to_string(),
+                Some(Kind::Custom) => str_field(item, "input").to_string(),
                 _ => String::new(),
             };
             self.text(pos, text, out);
@@ -298,7 +331,12 @@ impl Decoder {
         if self.items.get(pos).is_some_and(|i| i.got_delta) {
             return;
         }
-        let text = ev.text.or(ev.refusal).or(ev.arguments).unwrap_or_default();
+        let text = ev
+            .text
+            .or(ev.refusal)
+            .or(ev.arguments)
+            .or(ev.input)
+            .unwrap_or_default();
         if !text.is_empty() {
             if let Some(item) = self.items.get_mut(pos) {
                 item.got_delta = true;
@@ -324,11 +362,12 @@ impl Decoder {
             }
         }
         let has_calls = self.has_calls
-            || resp
-                .output
-                .iter()
-                .flatten()
-                .any(|i| i.get("type").and_then(Value::as_str) == Some("function_call"));
+            || resp.output.iter().flatten().any(|i| {
+                matches!(
+                    i.get("type").and_then(Value::as_str),
+                    Some("function_call" | "custom_tool_call")
+                )
+            });
         let reason = resp
             .incomplete_details
             .as_ref()
@@ -408,11 +447,22 @@ fn empty_event<'a>(output_index: Option<u64>) -> WireEvent<'a> {
         text: None,
         refusal: None,
         arguments: None,
+        input: None,
         item: None,
         response: None,
         code: None,
         message: None,
     }
+}
+
+/// `text` as it appears inside a JSON string literal (escaped, without the quotes).
+fn json_string_body(text: &str) -> String {
+    let quoted = Value::String(text.to_string()).to_string();
+    quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn str_field<'a>(obj: &'a Map<String, Value>, key: &str) -> &'a str {
@@ -489,6 +539,14 @@ impl StreamDecoder for Decoder {
             "response.function_call_arguments.done" => {
                 self.start(None, out);
                 self.done_text(ev, Kind::Call, out);
+            }
+            "response.custom_tool_call_input.delta" => {
+                self.start(None, out);
+                self.delta(ev, Kind::Custom, out);
+            }
+            "response.custom_tool_call_input.done" => {
+                self.start(None, out);
+                self.done_text(ev, Kind::Custom, out);
             }
             "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
                 self.start(None, out);
@@ -567,11 +625,36 @@ struct SummaryDelta<'a> {
     delta: &'a str,
 }
 
+/// `response.custom_tool_call_input.delta`
+#[derive(Serialize)]
+struct InputDelta<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    sequence_number: u64,
+    item_id: &'a str,
+    output_index: usize,
+    delta: &'a str,
+}
+
 #[derive(Debug)]
 enum OutKind {
     Message,
-    Call { call_id: String, name: String },
-    Reasoning { part_open: bool },
+    Call {
+        call_id: String,
+        name: String,
+        /// Declared inside a namespace: goes out under its own name and namespace.
+        client: Option<ClientTool>,
+    },
+    /// A call of a tool the client declared as `custom`: its `input` text is streamed out of the
+    /// canonical `{"input": …}` arguments.
+    Custom {
+        call_id: String,
+        tool: ClientTool,
+        reader: InputReader,
+    },
+    Reasoning {
+        part_open: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -591,6 +674,7 @@ struct OutItem {
 #[derive(Debug)]
 pub struct Encoder {
     created: u64,
+    reply: Reply,
     id: String,
     model: String,
     seq: u64,
@@ -603,8 +687,14 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn new(created: u64) -> Self {
+        Self::for_reply(created, Reply::default())
+    }
+
+    /// An encoder answering the request `reply` describes (its tools, the id the gateway chose).
+    pub fn for_reply(created: u64, reply: Reply) -> Self {
         Encoder {
             created,
+            reply,
             id: String::new(),
             model: String::new(),
             seq: 0,
@@ -651,6 +741,8 @@ impl Encoder {
             status,
             incomplete_reason: reason,
             error,
+            store: self.reply.store,
+            previous_response_id: self.reply.previous_response_id.as_deref(),
         }
     }
 
@@ -659,6 +751,9 @@ impl Encoder {
             return;
         }
         self.started = true;
+        if let Some(chosen) = &self.reply.id {
+            self.id.clone_from(chosen);
+        }
         if self.id.is_empty() {
             self.id = response_id("");
         }
@@ -690,14 +785,26 @@ impl Encoder {
                 let item = message_item(&id, "in_progress", Vec::new());
                 (id, item)
             }
-            OutKind::Call { call_id, name } => {
-                let id = format!("fc_{call_id}");
+            OutKind::Call {
+                call_id,
+                name,
+                client,
+            } => {
+                let id = call_item_id(call_id, client.as_ref());
                 let call = ToolCall {
                     id: call_id.clone(),
                     name: name.clone(),
                     arguments: String::new(),
                 };
-                let item = function_call_item(&id, "in_progress", &call);
+                let item = match client {
+                    Some(t) => client_call_item(&id, "in_progress", &call, t),
+                    None => function_call_item(&id, "in_progress", &call),
+                };
+                (id, item)
+            }
+            OutKind::Custom { call_id, tool, .. } => {
+                let id = call_item_id(call_id, Some(tool));
+                let item = custom_call_item(&id, call_id, tool, "");
                 (id, item)
             }
             OutKind::Reasoning { .. } => {
@@ -734,7 +841,7 @@ impl Encoder {
             (Some(pos), _) => pos,
             // A text or thinking delta without its BlockStart still gets a proper item.
             (None, Delta::Text(_)) => self.add_item(block, OutKind::Message, out),
-            (None, Delta::Thinking(_)) => {
+            (None, Delta::Thinking(t)) if !t.is_empty() => {
                 self.add_item(block, OutKind::Reasoning { part_open: false }, out)
             }
             (None, _) => return,
@@ -779,6 +886,24 @@ impl Encoder {
                         item_id: &item.id,
                         output_index: pos,
                         delta: args,
+                    },
+                );
+            }
+            (OutKind::Custom { reader, .. }, Delta::ToolArguments(args)) => {
+                let text = reader.push(args);
+                if text.is_empty() {
+                    return;
+                }
+                self.seq += 1;
+                Self::write(
+                    out,
+                    "response.custom_tool_call_input.delta",
+                    &InputDelta {
+                        kind: "response.custom_tool_call_input.delta",
+                        sequence_number: seq,
+                        item_id: &item.id,
+                        output_index: pos,
+                        delta: &text,
                     },
                 );
             }
@@ -829,7 +954,7 @@ impl Encoder {
         item.done = true;
         let id = item.id.clone();
         let text = std::mem::take(&mut item.text);
-        let (events, value): (Vec<(&str, Value)>, Value) = match &item.kind {
+        let (events, value): (Vec<(&str, Value)>, Value) = match &mut item.kind {
             OutKind::Message => {
                 let part = output_text_part(&text);
                 let events = vec![
@@ -844,17 +969,47 @@ impl Encoder {
                 ];
                 (events, message_item(&id, "completed", vec![part]))
             }
-            OutKind::Call { call_id, name } => {
+            OutKind::Call {
+                call_id,
+                name,
+                client,
+            } => {
                 let call = ToolCall {
                     id: call_id.clone(),
                     name: name.clone(),
                     arguments: text,
                 };
+                let shown = client.as_ref().map_or(&call.name, |t| &t.name);
                 let events = vec![(
                     "response.function_call_arguments.done",
-                    json!({"item_id": id, "output_index": pos, "name": call.name, "arguments": call.arguments}),
+                    json!({"item_id": id, "output_index": pos, "name": shown, "arguments": call.arguments}),
                 )];
-                (events, function_call_item(&id, "completed", &call))
+                let value = match client {
+                    Some(t) => client_call_item(&id, "completed", &call, t),
+                    None => function_call_item(&id, "completed", &call),
+                };
+                (events, value)
+            }
+            OutKind::Custom {
+                call_id,
+                tool,
+                reader,
+            } => {
+                let mut events = Vec::new();
+                // Arguments that were not `{"input": …}`-shaped are read whole now.
+                let rest = reader.finish();
+                if !rest.is_empty() {
+                    events.push((
+                        "response.custom_tool_call_input.delta",
+                        json!({"item_id": id, "output_index": pos, "delta": rest}),
+                    ));
+                }
+                let input = reader.input();
+                events.push((
+                    "response.custom_tool_call_input.done",
+                    json!({"item_id": id, "output_index": pos, "input": input}),
+                ));
+                (events, custom_call_item(&id, call_id, tool, input))
             }
             OutKind::Reasoning { part_open } => {
                 let mut events = Vec::new();
@@ -932,7 +1087,10 @@ impl StreamEncoder for Encoder {
         match event {
             StreamEvent::Start { id, model, usage } => {
                 if !self.started {
-                    self.id = response_id(id);
+                    self.id = match &self.reply.id {
+                        Some(chosen) => chosen.clone(),
+                        None => response_id(id),
+                    };
                     self.model.clone_from(model);
                 }
                 self.usage.merge_max(usage);
@@ -942,10 +1100,20 @@ impl StreamEncoder for Encoder {
                 self.ensure_started(out);
                 let kind = match block {
                     BlockStart::Text => OutKind::Message,
-                    BlockStart::Thinking => OutKind::Reasoning { part_open: false },
-                    BlockStart::ToolCall { id, name } => OutKind::Call {
-                        call_id: id.clone(),
-                        name: name.clone(),
+                    // Opened by its first text: a thinking block that is only a signature
+                    // (Gemini's, Anthropic's) makes no empty reasoning item.
+                    BlockStart::Thinking => return,
+                    BlockStart::ToolCall { id, name } => match self.reply.tools.get(name) {
+                        Some(t) if t.custom => OutKind::Custom {
+                            call_id: id.clone(),
+                            tool: t.clone(),
+                            reader: InputReader::default(),
+                        },
+                        client => OutKind::Call {
+                            call_id: id.clone(),
+                            name: name.clone(),
+                            client: client.cloned(),
+                        },
                     },
                     // Opaque Anthropic data: nothing a Responses client can use.
                     BlockStart::RedactedThinking { .. } => return,
