@@ -65,6 +65,9 @@ enum KeysAction {
         /// Monthly budget in USD.
         #[arg(long = "budget-month")]
         budget_month: Option<String>,
+        /// Daily budget in USD (UTC days).
+        #[arg(long = "budget-day")]
+        budget_day: Option<String>,
     },
     /// List clients (key prefixes, never keys).
     List,
@@ -137,13 +140,18 @@ async fn keys(config: &Config, action: KeysAction) -> anyhow::Result<()> {
             tpm,
             tpd,
             budget_month,
+            budget_day,
         } => {
-            let budget = match budget_month {
-                None => None,
-                Some(b) => Some(Some(b.parse::<serde_json::Number>().map_err(|_| {
-                    anyhow::anyhow!("--budget-month {b:?}: a number of USD, e.g. 25 or 12.50")
-                })?)),
+            let usd = |flag: &str, v: Option<String>| -> anyhow::Result<_> {
+                match v {
+                    None => Ok(None),
+                    Some(b) => Ok(Some(Some(b.parse::<serde_json::Number>().map_err(
+                        |_| anyhow::anyhow!("{flag} {b:?}: a number of USD, e.g. 25 or 12.50"),
+                    )?))),
+                }
             };
+            let budget = usd("--budget-month", budget_month)?;
+            let budget_day = usd("--budget-day", budget_day)?;
             let changes = Changes {
                 name: Some(name),
                 model_preferences: (!models.is_empty()).then_some(models),
@@ -154,6 +162,7 @@ async fn keys(config: &Config, action: KeysAction) -> anyhow::Result<()> {
                     ..Limits::default()
                 }),
                 budget_usd: budget,
+                budget_usd_day: budget_day,
                 ..Changes::default()
             };
             let (c, key) = admin::create(&store, need_master()?, changes).await?;

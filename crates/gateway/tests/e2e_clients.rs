@@ -1314,3 +1314,92 @@ async fn provider_pins_and_system_prompt_prefix_apply_to_the_clients_requests() 
     assert_eq!(r.status, 200);
     assert!(!mock.requests()[0].body.to_string().contains("ACME"));
 }
+
+/// A daily cap (UTC day) refuses once today's spend reaches it, and concurrent requests cannot
+/// all slip under it: the expected cost is reserved at admission.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_budget_holds_under_concurrent_requests() {
+    // Every answer takes 300 ms, so the burst is in flight at once.
+    let mock = ekai_mock_provider::spawn(MockConfig {
+        default_scenario: Some("delay=300".into()),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let db_dir = scratch_dir();
+    let url = format!("sqlite://{}/usage.db", db_dir.display());
+    let gw = gateway_for(
+        &mock,
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("EKAI_MASTER_KEY", MASTER),
+            ("EKAI_ADMIN_TOKEN", ADMIN),
+            ("EKAI_AUTH_MODE", "keys"),
+        ],
+    );
+    // gpt-4o-mini answers cost $0.0000048 each here; the cap lets about two through.
+    let (id, key) = create_client(
+        &gw,
+        json!({"name": "daily", "budget_usd_day": 0.000009, "budget_usd": 5}),
+    )
+    .await;
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (u, a) = (chat_url.clone(), bearer(&key));
+        tasks.push(tokio::spawn(async move {
+            post(&u, &[("authorization", &a)], &chat("gpt-4o-mini")).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            200 => ok += 1,
+            402 => {
+                assert_eq!(r.json()["error"]["code"], "BUDGET_EXCEEDED", "{}", r.text);
+                assert!(r.text.contains("daily budget"), "{}", r.text);
+            }
+            s => panic!("unexpected {s}: {}", r.text),
+        }
+    }
+    eprintln!("daily cap burst: {ok} of 10 admitted");
+    assert!(
+        (1..10).contains(&ok),
+        "the reservations held the burst back: {ok} passed"
+    );
+    assert_eq!(
+        mock.hits("openai"),
+        ok,
+        "refused requests never reached the provider"
+    );
+    // Then one by one until refused: never more than the cap plus one request's cost
+    // ($0.0000048 each, cap $0.000009, so at most two in all).
+    let mut total = ok;
+    for _ in 0..5 {
+        let r = post(
+            &chat_url,
+            &[("authorization", &bearer(&key))],
+            &chat("gpt-4o-mini"),
+        )
+        .await;
+        if r.status == 402 {
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.text);
+        total += 1;
+    }
+    assert!(total <= 2, "spent past the daily cap: {total} requests");
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&key))],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 402, "{}", r.text);
+    let shown = get(&format!("{}/admin/api/clients/{id}", gw.url), &[ADMIN_AUTH])
+        .await
+        .json();
+    assert_eq!(shown["budget_usd_day"].as_f64(), Some(0.000009), "{shown}");
+    assert!(shown["spent_today_usd"].as_f64().unwrap() > 0.0, "{shown}");
+}

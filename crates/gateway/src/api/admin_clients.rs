@@ -91,6 +91,8 @@ fn client_json(s: &AppState, c: &Client) -> Value {
         "providers": c.policy.providers,
         "system_prompt_prefix": c.policy.system_prompt_prefix,
         "budget_usd": c.policy.budget_usd.map(|d| json_usd(to_nano(d))),
+        "budget_usd_day": c.policy.budget_usd_day.map(|d| json_usd(to_nano(d))),
+        "spent_today_usd": s.clients.spent_today(&c.id).map(|d| json_usd(to_nano(d))),
         "api_address": c.policy.api_address,
         "upstream_keys": c.upstream_sealed.keys().collect::<Vec<_>>(),
         "spent_month_to_date_usd": s.clients.spent(&c.id).map(|d| json_usd(to_nano(d))),

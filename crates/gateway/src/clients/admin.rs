@@ -40,6 +40,9 @@ pub struct Changes {
     pub system_prompt_prefix: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub budget_usd: Option<Option<serde_json::Number>>,
+    /// Daily cap (UTC days), null to clear.
+    #[serde(default, deserialize_with = "present")]
+    pub budget_usd_day: Option<Option<serde_json::Number>>,
     /// RFC 3339 time, or null for never.
     #[serde(default, deserialize_with = "present")]
     pub expires_at: Option<Option<String>>,
@@ -108,18 +111,11 @@ pub fn apply(c: &mut Client, b: Changes, master: Option<&Secret>) -> Result<(), 
             other => other,
         };
     }
-    if let Some(b) = b.budget_usd {
-        c.policy.budget_usd = match b {
-            None => None,
-            Some(n) => match n.to_string().parse::<Decimal>() {
-                Ok(d) if !d.is_sign_negative() && d < Decimal::from(1_000_000_000i64) => Some(d),
-                _ => {
-                    return Err(
-                        "budget_usd must be a non-negative number below 1e9, or null".into(),
-                    );
-                }
-            },
-        };
+    if let Some(v) = b.budget_usd {
+        c.policy.budget_usd = usd_cap(v, "budget_usd")?;
+    }
+    if let Some(v) = b.budget_usd_day {
+        c.policy.budget_usd_day = usd_cap(v, "budget_usd_day")?;
     }
     if let Some(e) = b.expires_at {
         c.expires_at = match e {
@@ -133,6 +129,19 @@ pub fn apply(c: &mut Client, b: Changes, master: Option<&Secret>) -> Result<(), 
         c.tags = t;
     }
     Ok(())
+}
+
+/// A USD cap from the body: a non-negative number below 1e9, or null for none.
+fn usd_cap(v: Option<serde_json::Number>, field: &str) -> Result<Option<Decimal>, String> {
+    match v {
+        None => Ok(None),
+        Some(n) => match n.to_string().parse::<Decimal>() {
+            Ok(d) if !d.is_sign_negative() && d < Decimal::from(1_000_000_000i64) => Ok(Some(d)),
+            _ => Err(format!(
+                "{field} must be a non-negative number below 1e9, or null"
+            )),
+        },
+    }
 }
 
 /// Creates a client from `changes` (a name is required); returns it with its key, shown once.

@@ -59,6 +59,9 @@ pub struct Policy {
     /// Monthly cap in USD; None = no cap of its own (the gateway's cap still applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_usd: Option<Decimal>,
+    /// Daily cap in USD (UTC days); None = none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_usd_day: Option<Decimal>,
     /// Providers this client's requests may be routed to (config names); empty = any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub providers: Vec<String>,
@@ -405,15 +408,27 @@ impl Registry {
         })
     }
 
-    /// The client's monthly budget as the proxy sees it (None when it has no cap or no ledger).
+    /// The client's monthly and daily budgets as the proxy sees them (None when it has no cap or
+    /// there is no ledger).
     pub fn budget_for(&self, client: &Client) -> Option<Arc<dyn BudgetTrait>> {
-        let cap = client.policy.budget_usd?;
+        let (month, day) = (client.policy.budget_usd, client.policy.budget_usd_day);
+        if month.is_none() && day.is_none() {
+            return None;
+        }
         let ledger = self.ledger.as_ref()?;
         Some(Arc::new(ClientBudget {
             budget: ledger.budget().clone(),
             id: client.id.clone(),
-            cap,
+            month,
+            day,
         }))
+    }
+
+    /// A client's spend today (UTC).
+    pub fn spent_today(&self, client_id: &str) -> Option<Decimal> {
+        self.ledger
+            .as_ref()
+            .map(|l| l.budget().client_spent_today(client_id))
     }
 
     /// A client's month-to-date spend (written, in transit and reserved).
@@ -517,18 +532,20 @@ impl Drop for TokenHold {
 struct ClientBudget {
     budget: crate::ledger::Budget,
     id: String,
-    cap: Decimal,
+    month: Option<Decimal>,
+    day: Option<Decimal>,
 }
 
 impl BudgetTrait for ClientBudget {
     fn admit(&self, expected: Decimal) -> Result<Box<dyn Hold>, String> {
         self.budget
-            .try_reserve_client(&self.id, self.cap, expected)
+            .try_reserve_client(&self.id, self.month, self.day, expected)
             .map(|r| Box::new(r) as Box<dyn Hold>)
             .map_err(|e| {
+                let when = if e.period == "daily" { "today (UTC)" } else { "this month" };
                 format!(
-                    "this key's monthly budget of ${} is reached (spent ${} this month); ask the gateway's administrator to raise it",
-                    e.cap, e.spent
+                    "this key's {} budget of ${} is reached (spent ${} {when}); ask the gateway's administrator to raise it",
+                    e.period, e.cap, e.spent
                 )
             })
     }

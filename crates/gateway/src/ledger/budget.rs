@@ -8,7 +8,7 @@
 
 use super::money::{from_nano, to_nano};
 use super::store::{Row, Store};
-use super::time::{month_start, now_ms};
+use super::time::{day_start, month_start, now_ms};
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +20,8 @@ struct State {
     alert_only: bool,
     /// Month (its start, ms) the sums below belong to.
     month: i64,
+    /// Day (its start, ms) the clients' `today_*` sums belong to.
+    day: i64,
     /// Committed to the database this month.
     written: i64,
     /// Settled by requests of this process, not yet committed by the writer.
@@ -30,23 +32,39 @@ struct State {
     clients: HashMap<String, Spend>,
 }
 
-/// One client's month: written, in transit and reserved, as for the whole gateway.
+/// One client's month: written, in transit and reserved, as for the whole gateway; and the same
+/// for today (UTC), for a daily cap.
 #[derive(Debug, Default, Clone, Copy)]
 struct Spend {
     written: i64,
     in_transit: i64,
     reserved: i64,
+    today_written: i64,
+    today_in_transit: i64,
 }
 
 impl Spend {
     fn total(&self) -> i64 {
         self.written + self.in_transit + self.reserved
     }
+
+    fn today(&self) -> i64 {
+        self.today_written + self.today_in_transit + self.reserved
+    }
 }
 
 impl State {
     fn roll_month(&mut self) {
-        let m = month_start(now_ms());
+        let now = now_ms();
+        let d = day_start(now);
+        if d != self.day {
+            self.day = d;
+            for c in self.clients.values_mut() {
+                c.today_written = 0;
+                c.today_in_transit = 0;
+            }
+        }
+        let m = month_start(now);
         if m != self.month {
             self.month = m;
             self.written = 0;
@@ -71,6 +89,15 @@ pub struct Budget {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("monthly budget of ${cap} reached (spent ${spent} this month)")]
 pub struct BudgetExceeded {
+    pub cap: Decimal,
+    pub spent: Decimal,
+}
+
+/// A client's own cap is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientBudgetExceeded {
+    /// "daily" or "monthly".
+    pub period: &'static str,
     pub cap: Decimal,
     pub spent: Decimal,
 }
@@ -110,11 +137,15 @@ impl Budget {
 
     /// Re-reads the cap and the month's spend from the database.
     pub async fn refresh(&self, store: &Store) -> Result<(), sqlx::Error> {
-        let month = month_start(now_ms());
+        let now = now_ms();
+        let (month, day) = (month_start(now), day_start(now));
         let (cap, alert_only) = store.get_budget().await?;
         let written = store.spent_since(month).await?;
         let per_client = store.spent_by_client_since(month).await?;
+        let per_client_today = store.spent_by_client_since(day).await?;
         let mut s = self.lock();
+        let new_day = s.day != day;
+        s.day = day;
         s.cap = cap;
         s.alert_only = alert_only;
         let new_month = s.month != month;
@@ -125,12 +156,19 @@ impl Budget {
         s.written = written;
         for (id, c) in s.clients.iter_mut() {
             c.written = per_client.get(id).copied().unwrap_or(0);
+            c.today_written = per_client_today.get(id).copied().unwrap_or(0);
             if new_month {
                 c.in_transit = 0;
+            }
+            if new_day {
+                c.today_in_transit = 0;
             }
         }
         for (id, w) in per_client {
             s.clients.entry(id).or_default().written = w;
+        }
+        for (id, w) in per_client_today {
+            s.clients.entry(id).or_default().today_written = w;
         }
         Ok(())
     }
@@ -201,24 +239,43 @@ impl Budget {
         from_nano(s.clients.get(client).map(Spend::total).unwrap_or(0))
     }
 
-    /// As [`Budget::try_reserve`], against one client's monthly cap (`cap`, from its policy): once
-    /// its spent + reserved reaches the cap, its requests are refused. One step under the lock.
+    /// A client's spend today (UTC; written + in transit + reserved).
+    pub fn client_spent_today(&self, client: &str) -> Decimal {
+        let mut s = self.lock();
+        s.roll_month();
+        from_nano(s.clients.get(client).map(Spend::today).unwrap_or(0))
+    }
+
+    /// As [`Budget::try_reserve`], against one client's own caps (from its policy): per month and,
+    /// when set, per day (UTC). Once its spent + reserved reaches either, its requests are refused.
+    /// One step under the lock.
     pub fn try_reserve_client(
         &self,
         client: &str,
-        cap: Decimal,
+        month_cap: Option<Decimal>,
+        day_cap: Option<Decimal>,
         expected: Decimal,
-    ) -> Result<Reservation, BudgetExceeded> {
+    ) -> Result<Reservation, ClientBudgetExceeded> {
         let amount = to_nano(expected).max(0);
-        let cap_nano = to_nano(cap);
         let mut s = self.lock();
         s.roll_month();
         let c = s.clients.entry(client.to_string()).or_default();
-        let spent = c.total();
-        if spent >= cap_nano {
-            return Err(BudgetExceeded {
+        if let Some(cap) = day_cap
+            && c.today() >= to_nano(cap)
+        {
+            return Err(ClientBudgetExceeded {
+                period: "daily",
                 cap,
-                spent: from_nano(spent),
+                spent: from_nano(c.today()),
+            });
+        }
+        if let Some(cap) = month_cap
+            && c.total() >= to_nano(cap)
+        {
+            return Err(ClientBudgetExceeded {
+                period: "monthly",
+                cap,
+                spent: from_nano(c.total()),
             });
         }
         c.reserved += amount;
@@ -241,11 +298,16 @@ impl Budget {
             .filter_map(|r| r.cost.map(|c| c.total))
             .sum();
         s.written += cost;
+        let day = s.day;
         for r in rows.iter().filter(|r| r.started_at >= month) {
             if let (Some(id), Some(c)) = (&r.client_key_id, r.cost) {
                 let e = s.clients.entry(id.clone()).or_default();
                 e.written += c.total;
                 e.in_transit = (e.in_transit - c.total).max(0);
+                if r.started_at >= day {
+                    e.today_written += c.total;
+                    e.today_in_transit = (e.today_in_transit - c.total).max(0);
+                }
             }
         }
         // Rows of requests that never reserved (or of another month) may subtract more than was
@@ -273,6 +335,7 @@ impl Reservation {
                 let c = s.clients.entry(id.clone()).or_default();
                 c.reserved -= self.amount;
                 c.in_transit += actual;
+                c.today_in_transit += actual;
             }
         }
     }
@@ -344,16 +407,33 @@ mod tests {
     #[test]
     fn client_reservations_are_separate_from_the_gateway_cap() {
         let b = capped("100", false);
-        let r = b.try_reserve_client("cl_a", d("1"), d("0.6")).unwrap();
+        let one = Some(d("1"));
+        let r = b.try_reserve_client("cl_a", one, None, d("0.6")).unwrap();
         assert_eq!(b.client_spent("cl_a"), d("0.6"));
         assert_eq!(b.status().spent_month_to_date, d("0"));
-        let r2 = b.try_reserve_client("cl_a", d("1"), d("0.6")).unwrap();
+        let r2 = b.try_reserve_client("cl_a", one, None, d("0.6")).unwrap();
         // spent + reserved ≥ cap: refused; another client is unaffected.
-        assert!(b.try_reserve_client("cl_a", d("1"), d("0.1")).is_err());
-        assert!(b.try_reserve_client("cl_b", d("1"), d("0.1")).is_ok());
+        assert!(b.try_reserve_client("cl_a", one, None, d("0.1")).is_err());
+        assert!(b.try_reserve_client("cl_b", one, None, d("0.1")).is_ok());
         drop(r2);
         r.settle(Some(d("0.1")));
         assert_eq!(b.client_spent("cl_a"), d("0.1"));
+    }
+
+    #[test]
+    fn a_daily_cap_refuses_before_the_monthly_one() {
+        let b = capped("100", false);
+        let (month, day) = (Some(d("10")), Some(d("1")));
+        let r = b.try_reserve_client("cl_a", month, day, d("0.8")).unwrap();
+        r.settle(Some(d("1")));
+        assert_eq!(b.client_spent_today("cl_a"), d("1"));
+        let e = b
+            .try_reserve_client("cl_a", month, day, d("0.1"))
+            .err()
+            .unwrap();
+        assert_eq!((e.period, e.cap, e.spent), ("daily", d("1"), d("1")));
+        // Without a daily cap the monthly one still has room.
+        assert!(b.try_reserve_client("cl_a", month, None, d("0.1")).is_ok());
     }
 
     #[test]
