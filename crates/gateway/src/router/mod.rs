@@ -192,7 +192,7 @@ impl Router {
                 }
                 catalog_owner.get_or_insert(&entry.provider);
                 if let Some((i, p)) = self.by_name(&entry.provider) {
-                    if p.config.is_configured() {
+                    if p.config.is_configured() && p.offers(&entry.upstream) {
                         let c = self
                             .candidate(i, &entry.upstream, entry.price.clone(), Source::Catalog)
                             .map(|mut c| {
