@@ -35,7 +35,11 @@ fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for k in 0..4 {
             if k <= chunk.len() {
@@ -180,6 +184,9 @@ mod tests {
         let v = vector("hello", 4);
         assert_eq!(v, vector("hello", 4));
         assert_ne!(v, vector("hellp", 4));
-        assert!(v.iter().all(|f| (f * 1024.0).fract() == 0.0 && f.abs() <= 1.0));
+        assert!(
+            v.iter()
+                .all(|f| (f * 1024.0).fract() == 0.0 && f.abs() <= 1.0)
+        );
     }
 }

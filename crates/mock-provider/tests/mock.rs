@@ -1558,7 +1558,10 @@ async fn embeddings_openai_azure_and_gemini_agree() {
     assert_eq!(v["model"], "emb");
     assert_eq!(v["data"][0]["embedding"], json!(vector("a b", 8)));
     let r = c
-        .post(format!("{}/openai/deployments/emb/embeddings", m.base_url()))
+        .post(format!(
+            "{}/openai/deployments/emb/embeddings",
+            m.base_url()
+        ))
         .header("api-key", "k")
         .json(&json!({"input": "a b"}))
         .send()

@@ -789,7 +789,8 @@ fn build_provider<'a>(
             "providers.{name}.base_url is required (or set {base_env})"
         )));
     }
-    if !base_url.is_empty() && !(base_url.starts_with("http://") || base_url.starts_with("https://"))
+    if !base_url.is_empty()
+        && !(base_url.starts_with("http://") || base_url.starts_with("https://"))
     {
         return Err(ConfigError::Invalid(format!(
             "providers.{name}.base_url must start with http:// or https:// (got {base_url:?})"
@@ -935,7 +936,10 @@ mod tests {
             assert_eq!(p.kind, ProviderKind::Preset(preset));
             assert!(!p.is_configured(), "{} configured with nothing set", p.name);
         }
-        assert_eq!(c.provider("ollama").unwrap().base_url, "http://localhost:11434/v1");
+        assert_eq!(
+            c.provider("ollama").unwrap().base_url,
+            "http://localhost:11434/v1"
+        );
         let c = Config::from_sources(
             &env(&[
                 ("MISTRAL_API_KEY", "m"),
@@ -955,10 +959,26 @@ mod tests {
         let expect = [
             ("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
             ("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
-            ("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
-            ("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
-            ("perplexity", "https://api.perplexity.ai", "PERPLEXITY_API_KEY"),
-            ("cohere", "https://api.cohere.ai/compatibility/v1", "COHERE_API_KEY"),
+            (
+                "deepseek",
+                "https://api.deepseek.com/v1",
+                "DEEPSEEK_API_KEY",
+            ),
+            (
+                "together",
+                "https://api.together.xyz/v1",
+                "TOGETHER_API_KEY",
+            ),
+            (
+                "perplexity",
+                "https://api.perplexity.ai",
+                "PERPLEXITY_API_KEY",
+            ),
+            (
+                "cohere",
+                "https://api.cohere.ai/compatibility/v1",
+                "COHERE_API_KEY",
+            ),
             ("zai", "https://api.z.ai/api/paas/v4", "ZAI_API_KEY"),
         ];
         for (name, base, key_env) in expect {
@@ -989,7 +1009,10 @@ mod tests {
         let c = Config::from_sources(
             &env(&[
                 ("AZURE_OPENAI_API_KEY", "az"),
-                ("AZURE_OPENAI_ENDPOINT", "https://res.openai.azure.com/openai/"),
+                (
+                    "AZURE_OPENAI_ENDPOINT",
+                    "https://res.openai.azure.com/openai/",
+                ),
                 ("OPENAI_API_VERSION", "2025-01-01-preview"),
             ]),
             None,
@@ -1013,11 +1036,19 @@ mod tests {
         let a = c.provider("azure").unwrap();
         let s = a.azure.as_ref().unwrap();
         assert_eq!(s.api_version, "2024-06-01");
-        assert_eq!(s.deployments.get("gpt-4o").map(String::as_str), Some("prod-4o"));
+        assert_eq!(
+            s.deployments.get("gpt-4o").map(String::as_str),
+            Some("prod-4o")
+        );
         assert!(a.models.contains(&"text-embedding-3-small".to_string()));
         let c = Config::from_sources(&env(&[]), None, None).unwrap();
         assert_eq!(
-            c.provider("azure").unwrap().azure.as_ref().unwrap().api_version,
+            c.provider("azure")
+                .unwrap()
+                .azure
+                .as_ref()
+                .unwrap()
+                .api_version,
             AZURE_DEFAULT_API_VERSION
         );
         let e = Config::from_sources(

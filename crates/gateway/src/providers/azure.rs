@@ -73,11 +73,15 @@ mod tests {
         let b = "https://r.openai.azure.com";
         assert_eq!(
             url(b, Some(&s), "gpt-4o", Operation::Generate).as_deref(),
-            Some("https://r.openai.azure.com/openai/deployments/prod%20gpt4o/chat/completions?api-version=2024-10-21")
+            Some(
+                "https://r.openai.azure.com/openai/deployments/prod%20gpt4o/chat/completions?api-version=2024-10-21"
+            )
         );
         assert_eq!(
             url(b, Some(&s), "gpt-4o", Operation::Embed).as_deref(),
-            Some("https://r.openai.azure.com/openai/deployments/prod%20gpt4o/embeddings?api-version=2024-10-21")
+            Some(
+                "https://r.openai.azure.com/openai/deployments/prod%20gpt4o/embeddings?api-version=2024-10-21"
+            )
         );
         assert!(url(b, Some(&s), "gpt-4o", Operation::CountTokens).is_none());
         assert!(offers(Some(&s), "gpt-4o") && !offers(Some(&s), "gpt-4o-mini"));

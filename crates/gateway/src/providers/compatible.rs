@@ -140,7 +140,9 @@ mod tests {
         }));
         adapt(Preset::Groq, "llama-3.3-70b-versatile", &mut b);
         assert_eq!(b.get("max_completion_tokens"), Some(&json!(5)));
-        assert!(b.get("logprobs").is_none() && b.get("logit_bias").is_none() && b.get("n").is_none());
+        assert!(
+            b.get("logprobs").is_none() && b.get("logit_bias").is_none() && b.get("n").is_none()
+        );
         assert!(b["messages"][0].get("name").is_none());
     }
 

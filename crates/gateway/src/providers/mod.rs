@@ -86,7 +86,9 @@ impl Provider {
             (Dialect::OpenAiChat, Operation::Embed) => match self.config.kind {
                 // No embeddings endpoint (their docs list none).
                 ProviderKind::Xai
-                | ProviderKind::Preset(Preset::Groq | Preset::DeepSeek | Preset::Perplexity) => None,
+                | ProviderKind::Preset(Preset::Groq | Preset::DeepSeek | Preset::Perplexity) => {
+                    None
+                }
                 _ => Some(format!("{base}/embeddings")),
             },
             (Dialect::Anthropic | Dialect::OpenAiResponses, Operation::Embed) => None,
