@@ -21,10 +21,13 @@ fn guarded(path: &str) -> bool {
         || path == "/v1"
         || path == "/chat/completions"
         || path == "/responses"
+        || path == "/embeddings"
+        || path.starts_with("/openai/")
         || path == "/user/preferences"
 }
 
-/// The key from `Authorization: Bearer …`, `x-api-key`, `x-goog-api-key` or `?key=`, in that order.
+/// The key from `Authorization: Bearer …`, `x-api-key`, `x-goog-api-key`, `api-key` (Azure
+/// clients) or `?key=`, in that order.
 fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
     let h = |name: &str| {
         headers
@@ -40,6 +43,7 @@ fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&
         .map(str::trim)
         .or_else(|| h("x-api-key"))
         .or_else(|| h("x-goog-api-key"))
+        .or_else(|| h("api-key"))
         .or_else(|| query?.split('&').find_map(|kv| kv.strip_prefix("key=")))
         .filter(|k| !k.is_empty())
 }

@@ -20,6 +20,7 @@ use std::time::Instant;
 enum Op {
     Generate,
     CountTokens,
+    Embed,
 }
 
 pub async fn chat_completions(State(s): State<Arc<AppState>>, req: Request) -> Response {
@@ -32,6 +33,45 @@ pub async fn messages(State(s): State<Arc<AppState>>, req: Request) -> Response 
 
 pub async fn count_tokens(State(s): State<Arc<AppState>>, req: Request) -> Response {
     run(&s, Dialect::Anthropic, Op::CountTokens, req, None).await
+}
+
+/// `POST /v1/embeddings` (OpenAI's shape, whichever provider serves the model).
+pub async fn embeddings(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    run(&s, Dialect::OpenAiChat, Op::Embed, req, None).await
+}
+
+/// Azure OpenAI's paths (`/openai/deployments/{deployment}/chat/completions?api-version=…`), so
+/// the openai SDKs' `AzureOpenAI` clients work unmodified with the gateway as their endpoint: the
+/// deployment names the model; `api-version` is accepted and ignored.
+pub async fn azure_chat(
+    State(s): State<Arc<AppState>>,
+    Path(deployment): Path<String>,
+    req: Request,
+) -> Response {
+    run(
+        &s,
+        Dialect::OpenAiChat,
+        Op::Generate,
+        req,
+        Some((deployment, false)),
+    )
+    .await
+}
+
+/// `/openai/deployments/{deployment}/embeddings`.
+pub async fn azure_embeddings(
+    State(s): State<Arc<AppState>>,
+    Path(deployment): Path<String>,
+    req: Request,
+) -> Response {
+    run(
+        &s,
+        Dialect::OpenAiChat,
+        Op::Embed,
+        req,
+        Some((deployment, false)),
+    )
+    .await
 }
 
 pub async fn responses(State(s): State<Arc<AppState>>, req: Request) -> Response {
@@ -120,6 +160,7 @@ async fn run(
         match op {
             Op::Generate => s.proxy.generate(&mut ctx, body).await,
             Op::CountTokens => s.proxy.count_tokens(&mut ctx, body).await,
+            Op::Embed => s.proxy.embed(&mut ctx, body).await,
         }
     }
     .await;

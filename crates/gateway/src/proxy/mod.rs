@@ -10,6 +10,7 @@
 mod attempt;
 pub mod body;
 mod codec;
+mod embed;
 mod relay;
 mod upstream;
 
