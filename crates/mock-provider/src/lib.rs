@@ -571,8 +571,10 @@ async fn azure_chat(
     .await
 }
 
-/// The shared part of the embedding routes: record, authorize, parse, answer or 400.
-fn embed(
+/// The shared part of the embedding routes: record, authorize, parse, play the scenario (header,
+/// `@` suffix of the body's model, or the mock's default), answer or 400.
+#[allow(clippy::too_many_arguments)]
+async fn embed(
     shared: &Shared,
     route: &str,
     dialect: Dialect,
@@ -592,6 +594,10 @@ fn embed(
     let Ok(body) = parsed else {
         return invalid_json(dialect);
     };
+    let sc = scenario_for(shared, headers, body_model(&body));
+    if let Some(resp) = pre_answer(dialect, &sc).await {
+        return resp;
+    }
     match answer(&body) {
         Ok(v) => Json(v).into_response(),
         Err(message) => error_response(dialect, 400, &message, None),
@@ -614,6 +620,7 @@ async fn openai_embeddings(
         &body,
         |b| embeddings::openai_response(b, body_model(b)),
     )
+    .await
 }
 
 async fn azure_embeddings(
@@ -633,6 +640,7 @@ async fn azure_embeddings(
         &body,
         |b| embeddings::openai_response(b, &deployment),
     )
+    .await
 }
 
 /// `POST /v1beta/models/{model}:{action}`; the model segment may hold an `@scenario` suffix,
@@ -661,7 +669,8 @@ async fn gemini_models(
                 &headers,
                 &body,
                 embeddings::gemini_single,
-            );
+            )
+            .await;
         }
         "batchEmbedContents" => {
             let model = model.to_string();
@@ -674,7 +683,8 @@ async fn gemini_models(
                 &headers,
                 &body,
                 |b| embeddings::gemini_batch(b, &model),
-            );
+            )
+            .await;
         }
         _ => {
             let _ = record(&shared, "unknown", &uri, &headers, &body, CountModel::No);

@@ -104,6 +104,18 @@ pub async fn gemini(
     }
 }
 
+/// The body with `model` set (a body that is not a JSON object is left for the proxy to refuse
+/// in the client's dialect).
+fn with_model(body: Bytes, model: &str) -> Bytes {
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(mut obj)) => {
+            obj.insert("model".into(), serde_json::Value::String(model.to_string()));
+            serde_json::to_vec(&obj).map(Bytes::from).unwrap_or(body)
+        }
+        _ => body,
+    }
+}
+
 fn header_string(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
@@ -154,6 +166,14 @@ async fn run(
             })?);
         }
         let mut body = read_body(&parts.headers, body, s.body_limit).await?;
+        // Azure-style paths name the deployment, which wins over the body's `model` (Azure
+        // ignores the body's); the request then goes on as an ordinary OpenAI one.
+        if dialect == Dialect::OpenAiChat {
+            if let Some(deployment) = ctx.url_model.take() {
+                ctx.url_stream = None;
+                body = with_model(body, &deployment);
+            }
+        }
         if let Some(c) = &client {
             body = apply_model_policy(&c.policy, body, &mut ctx.url_model)?;
         }
