@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use ekai_mock_provider::{MockConfig, MockHandle, spawn};
 use serde_json::{Value, json};
 
-/// reqwest is built without its `json` feature; these stand in for it.
+/// reqwest is built without its `json` feature; these stand in for it. (In a whole-workspace build
+/// another crate turns the feature on and reqwest's own methods win, leaving these unused.)
+#[allow(dead_code)]
 trait JsonReq {
     fn json(self, v: &Value) -> Self;
 }
@@ -17,6 +19,7 @@ impl JsonReq for reqwest::RequestBuilder {
     }
 }
 
+#[allow(dead_code)]
 trait JsonResp {
     fn json(self) -> impl std::future::Future<Output = Result<Value, reqwest::Error>>;
 }

@@ -762,7 +762,7 @@ fn build_provider<'a>(
     let base_env = format!("EKAI_{}_BASE_URL", env_name(name));
     let from_env = get(&base_env)
         .map(str::to_string)
-        .or_else(|| kind.base_env().and_then(|e| get(e)).map(str::to_string));
+        .or_else(|| kind.base_env().and_then(get).map(str::to_string));
     let declared = from_env.is_some();
     let mut base_url = from_env
         .or(over.base_url)
@@ -789,9 +789,8 @@ fn build_provider<'a>(
             "providers.{name}.base_url is required (or set {base_env})"
         )));
     }
-    if !base_url.is_empty()
-        && !(base_url.starts_with("http://") || base_url.starts_with("https://"))
-    {
+    let scheme_ok = base_url.starts_with("http://") || base_url.starts_with("https://");
+    if !base_url.is_empty() && !scheme_ok {
         return Err(ConfigError::Invalid(format!(
             "providers.{name}.base_url must start with http:// or https:// (got {base_url:?})"
         )));
