@@ -47,19 +47,19 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
-    /// Every built-in provider, in the order candidates tie-break (vendors, then aggregators, then
-    /// the presets).
+    /// Every built-in provider, in the order candidates tie-break: vendors (the presets among
+    /// them) before the aggregator.
     pub fn built_in() -> impl Iterator<Item = ProviderKind> {
         [
             ProviderKind::OpenAi,
             ProviderKind::Anthropic,
             ProviderKind::Gemini,
             ProviderKind::Xai,
-            ProviderKind::OpenRouter,
             ProviderKind::Azure,
         ]
         .into_iter()
         .chain(Preset::ALL.into_iter().map(ProviderKind::Preset))
+        .chain(std::iter::once(ProviderKind::OpenRouter))
     }
 
     pub fn name(self) -> &'static str {
