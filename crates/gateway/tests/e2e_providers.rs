@@ -256,6 +256,44 @@ async fn presets_apply_their_quirks_to_passthrough_and_translated_bodies() {
     assert_eq!(sent.path, "/v1/chat/completions");
     assert_eq!(sent.body["model"], "llama3.2");
     assert!(sent.header("authorization").is_none());
+
+    // Embeddings through the presets: Mistral names the length `output_dimension` and has no
+    // `user`; Ollama (pinned, no catalog entry) takes OpenAI's body as it is.
+    let emb = format!("{}/v1/embeddings", gw.url);
+    let r = post(
+        &emb,
+        &[],
+        &json!({"model": "mistral-embed", "input": ["a b"], "dimensions": 4, "user": "u1"})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-ekai-provider"), "mistral");
+    let sent = mock.requests().last().unwrap().body.clone();
+    assert_eq!(sent["output_dimension"], 4, "{sent}");
+    assert!(
+        sent.get("dimensions").is_none() && sent.get("user").is_none(),
+        "{sent}"
+    );
+    let r = post(
+        &emb,
+        &[],
+        &json!({"model": "ollama/nomic-embed-text", "input": "a b", "dimensions": 4}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["data"][0]["embedding"], json!(vector("a b", 4)));
+    // Groq has no embeddings API: a clear 400, nothing sent.
+    let before = mock.requests().len();
+    let r = post(
+        &emb,
+        &[],
+        &json!({"model": "groq/some-embedder", "input": "a"}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("no embeddings API"), "{}", r.text);
+    assert_eq!(mock.requests().len(), before);
     mock.shutdown().await;
 }
 

@@ -49,6 +49,18 @@ pub fn adapt(preset: Preset, model: &str, body: &mut Map<String, Value>) {
     }
 }
 
+/// An embeddings body (OpenAI's shape) for this preset. Mistral's Embeddings API names the vector
+/// length `output_dimension` and has no `user` (its API reference: `model`, `input`,
+/// `output_dimension`, `output_dtype`, `encoding_format`).
+pub fn adapt_embed(preset: Preset, body: &mut Map<String, Value>) {
+    if preset == Preset::Mistral {
+        body.remove("user");
+        if let Some(d) = body.remove("dimensions") {
+            body.insert("output_dimension".into(), d);
+        }
+    }
+}
+
 fn for_each_message(body: &mut Map<String, Value>, mut f: impl FnMut(&mut Map<String, Value>)) {
     if let Some(Value::Array(msgs)) = body.get_mut("messages") {
         for m in msgs.iter_mut().filter_map(Value::as_object_mut) {
@@ -144,6 +156,18 @@ mod tests {
             b.get("logprobs").is_none() && b.get("logit_bias").is_none() && b.get("n").is_none()
         );
         assert!(b["messages"][0].get("name").is_none());
+    }
+
+    #[test]
+    fn mistral_embeddings_name_the_dimension_its_way() {
+        let mut b =
+            obj(json!({"model": "mistral-embed", "input": ["a"], "dimensions": 256, "user": "u"}));
+        adapt_embed(Preset::Mistral, &mut b);
+        assert_eq!(b.get("output_dimension"), Some(&json!(256)));
+        assert!(b.get("dimensions").is_none() && b.get("user").is_none());
+        let mut b = obj(json!({"dimensions": 256}));
+        adapt_embed(Preset::Ollama, &mut b);
+        assert_eq!(b.get("dimensions"), Some(&json!(256)));
     }
 
     #[test]

@@ -142,6 +142,13 @@ impl Provider {
         }
     }
 
+    /// Adjusts an embeddings body in OpenAI's shape for this upstream.
+    pub fn adapt_embed(&self, body: &mut Map<String, Value>) {
+        if let ProviderKind::Preset(p) = self.config.kind {
+            compatible::adapt_embed(p, body);
+        }
+    }
+
     /// Whether a PASSTHROUGH body (the client's own, already in this provider's dialect) must
     /// still go through [`Provider::adapt`]: the presets reject some of OpenAI's own fields.
     pub fn adapts_passthrough(&self) -> bool {

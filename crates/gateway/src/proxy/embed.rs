@@ -125,7 +125,13 @@ impl Proxy {
         let json = match dialect {
             Dialect::Gemini => gemini::embed::request_to_json(&upstream_req, &cand.upstream_model)
                 .map_err(|e| Failure::client(e.into()))?,
-            _ => openai_embeddings::request_to_json(&upstream_req),
+            _ => {
+                let mut json = openai_embeddings::request_to_json(&upstream_req);
+                if let Some(obj) = json.as_object_mut() {
+                    provider.adapt_embed(obj);
+                }
+                json
+            }
         };
         let body = serde_json::to_vec(&json).map_err(|e| {
             Failure::client(GatewayError::internal(format!(
