@@ -384,7 +384,9 @@ impl Router {
         };
         for (_, p) in self.configured() {
             for e in self.catalog.for_provider(p.name()) {
-                add(&e.id, p.name());
+                if p.offers(&e.upstream) {
+                    add(&e.id, p.name());
+                }
             }
             for m in &p.models {
                 add(m, p.name());

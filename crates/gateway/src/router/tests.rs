@@ -294,4 +294,6 @@ fn azure_is_offered_only_its_deployed_models() {
     let plan = r.plan("m-1", &Estimate::default(), None).unwrap();
     assert_eq!(plan[0].provider.name(), "azure");
     assert!(r.plan("m-2", &Estimate::default(), None).is_err());
+    let listed: Vec<String> = r.models().into_iter().map(|(m, _)| m).collect();
+    assert_eq!(listed, vec!["m-1".to_string()]);
 }
