@@ -242,6 +242,9 @@ mod tests {
     fn key_is_read_from_each_header_and_the_query() {
         let mut h = HeaderMap::new();
         assert_eq!(presented_key(&h, Some("alt=sse&key=ek-q")), Some("ek-q"));
+        // Azure clients (AzureOpenAI) send `api-key`.
+        h.insert("api-key", HeaderValue::from_static("ek-a"));
+        assert_eq!(presented_key(&h, Some("api-version=1")), Some("ek-a"));
         h.insert("x-goog-api-key", HeaderValue::from_static("ek-g"));
         assert_eq!(presented_key(&h, None), Some("ek-g"));
         h.insert("x-api-key", HeaderValue::from_static("ek-x"));
@@ -252,6 +255,7 @@ mod tests {
         );
         assert_eq!(presented_key(&h, None), Some("ek-b"));
         assert!(guarded("/v1/chat/completions") && guarded("/v1beta/models/x"));
+        assert!(guarded("/embeddings") && guarded("/openai/deployments/d/chat/completions"));
         assert!(!guarded("/health") && !guarded("/admin/clients") && !guarded("/usage"));
     }
 }
