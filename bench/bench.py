@@ -79,9 +79,12 @@ CASES["openai_stream_realistic"] = (
     ("/v1/chat/completions", oai_body("gpt-4o-mini" + REALISTIC, True), OAI_HEADERS),
 )
 
-AB_NAMES = ("ledger on (SQLite), RUST_LOG=info — the default",
-            "ledger off (DATABASE_URL=none), RUST_LOG=info",
-            "ledger on (SQLite), RUST_LOG=warn — no per-request log line")
+AB_NAMES = ("ledger on (SQLite), RUST_LOG=info, open mode",
+            "ledger off (DATABASE_URL=none), RUST_LOG=info, open mode",
+            "ledger on (SQLite), RUST_LOG=warn — no per-request log line, open mode")
+
+# Keys mode for the main runs: a client key created with `ekai-gateway keys create`.
+MASTER = "bench-master-key-0123456789abcdefghijklmnop"
 
 TARGETS = {
     "added_p50_c1": 100.0,  # µs
@@ -166,18 +169,40 @@ def gateway_env(mock_port, port, db_url, rust_log=None):
 
 
 class Gateway:
-    def __init__(self, binary, mock_port, workdir, name, db_url, rust_log=None):
+    def __init__(self, binary, mock_port, workdir, name, db_url, rust_log=None, keys=False):
         self.port = free_port()
         self.name = name
         os.makedirs(workdir, exist_ok=True)
         self.logpath = os.path.join(workdir, f"gateway-{name}.log")
         out = open(self.logpath, "ab")
+        env = gateway_env(mock_port, self.port, db_url, rust_log)
+        self.key = None
+        if keys:
+            # The client key every request of this gateway carries (keys mode, as deployed).
+            env.update({"EKAI_MASTER_KEY": MASTER, "EKAI_AUTH_MODE": "keys"})
+            r = subprocess.run([binary, "keys", "create", "--name", f"bench-{name}"], env=env, cwd=workdir,
+                               capture_output=True, text=True)
+            words = [w for w in r.stdout.split() if w.startswith("ek-")]
+            if r.returncode != 0 or not words:
+                raise RuntimeError(f"keys create failed: {r.stdout}\n{r.stderr}")
+            self.key = words[0]
         # cwd = an empty temp dir, so no .env file is picked up
         self.proc = subprocess.Popen(
             ["taskset", "-c", GW_CORE, binary],
-            env=gateway_env(mock_port, self.port, db_url, rust_log), cwd=workdir,
+            env=env, cwd=workdir,
             stdout=out, stderr=out)
         wait_port(self.port, self.proc)
+
+    def headers(self, headers):
+        """The request headers with this gateway's client key in place of the provider key."""
+        if not self.key:
+            return headers
+        h = dict(headers)
+        if "x-api-key" in h:
+            h["x-api-key"] = self.key
+        else:
+            h["Authorization"] = f"Bearer {self.key}"
+        return h
 
     def cpu_ticks(self):
         with open(f"/proc/{self.proc.pid}/stat") as f:
@@ -242,6 +267,8 @@ def wrk(port, spec, conns, duration, workdir, tag):
 
 
 def measure(port, spec, conns, duration, workdir, tag, gw=None, warmup=1):
+    if gw:
+        spec = (spec[0], spec[1], gw.headers(spec[2]))
     wrk(port, spec, conns, warmup, workdir, tag + "-warm")
     c0 = cpu_times()
     t0 = gw.cpu_ticks() if gw else 0
@@ -278,10 +305,11 @@ def stream_once(conn, path, body, headers):
     return t_head - t0, t_first - t0
 
 
-def ttfb(mock_port, gw_port, case, n):
+def ttfb(mock_port, gw, case, n):
     _, dspec, gspec = CASES[case]
+    gspec = (gspec[0], gspec[1], gw.headers(gspec[2]))
     sides = {}
-    for side, port, (path, body, headers) in (("direct", mock_port, dspec), ("gateway", gw_port, gspec)):
+    for side, port, (path, body, headers) in (("direct", mock_port, dspec), ("gateway", gw.port, gspec)):
         h = dict(headers, **{"Content-Type": "application/json"})
         conn = http.client.HTTPConnection("127.0.0.1", port)
         conn.connect()
@@ -398,8 +426,9 @@ def render(R, args):
     w("- Gateway configuration: the default (routing on, cost strategy), OpenAI and Anthropic keys pointing at the mock")
     w("  through `EKAI_OPENAI_BASE_URL` / `EKAI_ANTHROPIC_BASE_URL`, usage ledger on SQLite in a temp dir,")
     w("  `RUST_LOG` unset (= `info`; with the ledger on, the per-request `ekai::usage` line is debug-level).")
-    w("- **No client auth**: this harness does not yet create a client key and run in keys mode, so the")
-    w("  \"runs with auth\" requirement of issue 7 is not part of this run. The mock does check the provider key")
+    w("- **Keys mode**: the main runs use a client key created with `ekai-gateway keys create` (HMAC check,")
+    w("  rate-limit admission and the client's id on every ledger row). The ledger on/off comparison runs in open")
+    w("  mode on three fresh gateways (keys mode needs the database). The mock checks the provider key")
     w("  the gateway sends.")
     w("- A fresh mock is started for each direct/gateway pair (the mock keeps every request in memory).")
     w("- Direct = wrk straight to the mock with the request the provider would receive; for the cross-dialect")
@@ -534,7 +563,7 @@ def targets(R):
               f"({100.0 * (cpu_on - cpu_off) / cpu_off:+.1f}%)", abs(diff) <= TARGETS["ledger_diff"]))
     su = statistics.median(R["startup"])
     T.append(("start to first request served", "≤ 100 ms", f"{su:.1f} ms (median)", su <= TARGETS["startup"]))
-    T.append(("runs with auth (keys mode)", "required", "not run: the harness does not create a client key yet", None))
+    T.append(("runs with auth (keys mode)", "required", "yes: main matrix, TTFB and memory figures", True))
     return T
 
 
@@ -603,7 +632,7 @@ def main():
             R["startup"].append(startup_once(gw_bin, mock_port, work))
         log(f"start-up ms: {[round(x, 1) for x in R['startup']]}")
 
-        gw = Gateway(gw_bin, mock_port, work, "main", f"sqlite://{work}/usage.db")
+        gw = Gateway(gw_bin, mock_port, work, "main", f"sqlite://{work}/usage.db", keys=True)
         gws.append(gw)
         time.sleep(0.3)
         R["memory"] = {"start_rss_kb": gw.status_kb("VmRSS")}
@@ -612,7 +641,8 @@ def main():
             _, _, (path, body, headers) = CASES[case]
             c = http.client.HTTPConnection("127.0.0.1", gw.port)
             for _ in range(5):
-                c.request("POST", path, body=json.dumps(body), headers=dict(headers, **{"Content-Type": "application/json"}))
+                c.request("POST", path, body=json.dumps(body),
+                          headers=dict(gw.headers(headers), **{"Content-Type": "application/json"}))
                 r = c.getresponse()
                 data = r.read()
                 if r.status != 200:
@@ -652,14 +682,16 @@ def main():
         # ---- TTFB
         mock.start()
         for case in ("openai_stream", "anthropic_stream"):
-            R["ttfb"][case] = ttfb(mock_port, gw.port, case, args.ttfb_n)
+            R["ttfb"][case] = ttfb(mock_port, gw, case, args.ttfb_n)
             log(f"ttfb {case}: {R['ttfb'][case]}")
 
         # ---- ledger on/off, logging on/off (JSON, c=64)
+        # Open mode on all three (a gateway without a database cannot run in keys mode).
+        on = Gateway(gw_bin, mock_port, work, "ledger-on", f"sqlite://{work}/usage-ab.db")
         off = Gateway(gw_bin, mock_port, work, "ledger-off", "none")
         quiet = Gateway(gw_bin, mock_port, work, "log-warn", f"sqlite://{work}/usage-quiet.db", rust_log="warn")
-        gws += [off, quiet]
-        variants = list(zip(AB_NAMES, (gw, off, quiet)))
+        gws += [on, off, quiet]
+        variants = list(zip(AB_NAMES, (on, off, quiet)))
         _, _, gspec = CASES["openai_json"]
         for name, _ in variants:
             R["ab"][name] = []

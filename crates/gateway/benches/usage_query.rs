@@ -1,5 +1,6 @@
 //! `/usage` over a big ledger: a 30-day aggregate (totals, by provider, by model, and the first page
-//! of records — what `GET /usage` does) over 1,000,000 rows spread across 60 days, on SQLite.
+//! of records — what `GET /usage` does), and what the dashboard's overview runs, over 1,000,000 rows
+//! spread across 60 days, on SQLite.
 //!
 //! The database is built once under the target directory and reused by later runs.
 //! Run: `cargo bench -p ekai-gateway --bench usage_query`.
@@ -54,6 +55,7 @@ fn row(i: i64, now: i64) -> Row {
         first_byte_ms: Some(40),
         total_ms: 900,
         payment_method: "api_key".into(),
+        x402: None,
     }
 }
 
@@ -113,6 +115,31 @@ fn bench(c: &mut Criterion) {
             black_box(rt.block_on(query::report(&store, &req)).unwrap())
         })
     });
+    // What `GET /admin/stats/overview` runs: the grouped report (daily buckets for 30 days, hourly
+    // for 24 hours) plus the latency sample (the range's most recent 2,000 rows).
+    for (name, days, bucket) in [
+        ("overview_30d_like_admin_stats", 30, GroupBy::Day),
+        ("overview_24h_like_admin_stats", 1, GroupBy::Hour),
+    ] {
+        let filter = Filter {
+            start_ms: now - days * DAY_MS,
+            ..filter.clone()
+        };
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let req = ReportRequest {
+                    filter: filter.clone(),
+                    group_by: Some(bucket),
+                    limit: 0,
+                    offset: 0,
+                };
+                rt.block_on(async {
+                    black_box(query::report(&store, &req).await.unwrap());
+                    black_box(store.records(&filter, 2_000, 0).await.unwrap());
+                })
+            })
+        });
+    }
     g.finish();
 }
 

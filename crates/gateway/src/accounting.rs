@@ -37,8 +37,78 @@ pub struct UsageRecord {
     pub client_disconnected: bool,
     pub first_byte: Option<Duration>,
     pub total: Duration,
-    /// `api_key` today; `x402` once pay-per-request lands.
+    /// `api_key`, or `x402` when the attempt paid per request.
     pub payment_method: &'static str,
+    /// Sapphire mode: who the on-chain usage receipt names (a completed attempt with parties gets
+    /// a receipt in the outbox, written with its ledger row).
+    pub receipt: Option<Parties>,
+    /// What an x402 attempt paid (None for key-paid attempts).
+    pub payment: Option<Box<Payment>>,
+}
+
+/// One x402 payment as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    /// The signed `value`, in the asset's smallest unit (decimal text: it is a uint256).
+    pub amount_atomic: String,
+    /// The same in nano-USD (the asset is a 6-decimal USD stablecoin).
+    pub amount_nano: i64,
+    pub asset: String,
+    /// As the relay named it (`base`, `eip155:8453`, …).
+    pub network: String,
+    pub payer: String,
+    pub payee: String,
+    /// From the settlement header; None when the relay sent none.
+    pub tx_hash: Option<String>,
+    /// x402 protocol version (1 or 2).
+    pub version: u8,
+}
+
+/// One payment's reservation against the x402 spending caps.
+#[derive(Debug, Clone)]
+pub struct SpendEntry {
+    /// The authorization nonce (0x-hex): unique per signature.
+    pub id: String,
+    pub request_id: String,
+    pub amount_nano: i64,
+    pub payment: Payment,
+}
+
+/// Why a reservation was refused: the cap and what is already spent or reserved in its window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendRefused {
+    Day { cap_nano: i64, spent_nano: i64 },
+    Month { cap_nano: i64, spent_nano: i64 },
+}
+
+/// The persisted x402 spend: reservations are taken atomically BEFORE a payment is signed, so
+/// concurrent requests (and several gateways on one Postgres) never sign past a cap together.
+pub trait SpendBook: Send + Sync {
+    /// Reserves `e` when the UTC day's and month's reserved-or-settled totals plus it stay within
+    /// the caps (None = no cap). `Ok(Err(_))` is a refusal, `Err` a storage failure.
+    fn reserve<'a>(
+        &'a self,
+        e: &'a SpendEntry,
+        per_day_nano: Option<i64>,
+        per_month_nano: Option<i64>,
+        now_ms: i64,
+    ) -> futures_util::future::BoxFuture<'a, Result<Result<(), SpendRefused>, String>>;
+
+    /// Settled (the money moved, `tx` from the settlement header) or released (no settlement
+    /// happened: the reservation no longer counts).
+    fn finish<'a>(
+        &'a self,
+        id: &'a str,
+        settled: bool,
+        tx: Option<&'a str>,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), String>>;
+}
+
+/// The two addresses of a Sapphire receipt: `owner` pays, `delegate` called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parties {
+    pub owner: [u8; 20],
+    pub delegate: [u8; 20],
 }
 
 /// Where finished records go. Implementations must return at once.
@@ -51,6 +121,22 @@ pub trait Sink: Send + Sync {
 pub trait Budget: Send + Sync {
     /// Err carries the message the client sees.
     fn admit(&self, expected: rust_decimal::Decimal) -> Result<Box<dyn Hold>, String>;
+}
+
+/// What `TokenLimits::reserve` returns.
+pub type Reserving<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<Box<dyn Hold>, crate::error::GatewayError>>
+            + Send
+            + 'a,
+    >,
+>;
+
+/// A client's token limits: a request's estimated tokens are reserved at admission (Err is the
+/// refusal to send); the hold gives them back when the request's record is written, which is
+/// when its real tokens are counted.
+pub trait TokenLimits: Send + Sync {
+    fn reserve(&self, estimated_tokens: u64) -> Reserving<'_>;
 }
 
 /// An admitted request's expected cost; dropping it unsettled releases it.
@@ -229,6 +315,8 @@ impl UsageRecord {
             first_byte: self.first_byte,
             total: self.total,
             payment_method: self.payment_method,
+            receipt: self.receipt,
+            payment: None,
         }
     }
 }

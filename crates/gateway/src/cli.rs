@@ -1,4 +1,4 @@
-//! Command line: `ekai-gateway [--config PATH] [serve|check|models|usage [reprice]]`.
+//! Command line: `ekai-gateway [--config PATH] [serve|check|models|usage [reprice]|keys …]`.
 
 use crate::config::Config;
 use anyhow::Context;
@@ -36,6 +36,42 @@ enum Command {
         #[command(subcommand)]
         action: Option<UsageAction>,
     },
+    /// Manage client keys in the ledger database (the same operations as the admin API; a running
+    /// gateway picks the changes up within seconds).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create a client; prints its key once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Allowed models, comma-separated (exact names or `prefix*`); default any.
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<u64>,
+        /// Tokens per minute.
+        #[arg(long)]
+        tpm: Option<u64>,
+        /// Tokens per day.
+        #[arg(long)]
+        tpd: Option<u64>,
+        /// Monthly budget in USD.
+        #[arg(long = "budget-month")]
+        budget_month: Option<String>,
+    },
+    /// List clients (key prefixes, never keys).
+    List,
+    /// Revoke a client's key at once.
+    Revoke { id: String },
+    /// Give a client a new key (printed once); the old one stops working.
+    Rotate { id: String },
 }
 
 #[derive(Subcommand)]
@@ -54,6 +90,7 @@ pub fn run() -> anyhow::Result<()> {
             init_logging(&config.log_filter);
             runtime()?.block_on(crate::server::serve(config))
         }
+        Command::Keys { action } => runtime()?.block_on(keys(&config, action)),
         Command::Usage { since, by, action } => {
             let since_ms = parse_since(since.as_deref().unwrap_or("7d"))?;
             let rt = runtime()?;
@@ -78,6 +115,104 @@ pub fn run() -> anyhow::Result<()> {
             }
         }
     }
+}
+
+async fn keys(config: &Config, action: KeysAction) -> anyhow::Result<()> {
+    use crate::clients::admin::{self, Changes};
+    use crate::clients::limits::Limits;
+    let store = open_store(config).await?;
+    store.migrate().await?;
+    let master = config.auth.master_key.as_ref();
+    let need_master = || {
+        master.ok_or_else(|| {
+            anyhow::anyhow!("set EKAI_MASTER_KEY (32+ characters): client keys are hashed with it")
+        })
+    };
+    let mut out = std::io::stdout().lock();
+    match action {
+        KeysAction::Create {
+            name,
+            models,
+            rpm,
+            tpm,
+            tpd,
+            budget_month,
+        } => {
+            let budget = match budget_month {
+                None => None,
+                Some(b) => Some(Some(b.parse::<serde_json::Number>().map_err(|_| {
+                    anyhow::anyhow!("--budget-month {b:?}: a number of USD, e.g. 25 or 12.50")
+                })?)),
+            };
+            let changes = Changes {
+                name: Some(name),
+                model_preferences: (!models.is_empty()).then_some(models),
+                limits: Some(Limits {
+                    requests_per_minute: rpm,
+                    tokens_per_minute: tpm,
+                    tokens_per_day: tpd,
+                    ..Limits::default()
+                }),
+                budget_usd: budget,
+                ..Changes::default()
+            };
+            let (c, key) = admin::create(&store, need_master()?, changes).await?;
+            tracing::info!(target: "ekai::audit", client = %c.id, prefix = %c.key_prefix, "cli: client created");
+            writeln!(out, "created client {} ({})", c.id, c.name)?;
+            writeln!(out, "key (shown once, store it now): {key}")?;
+        }
+        KeysAction::List => {
+            let clients = admin::list(&store, master).await?;
+            if clients.is_empty() {
+                writeln!(out, "no clients yet: ekai-gateway keys create --name NAME")?;
+            }
+            writeln!(
+                out,
+                "{:<22} {:<24} {:<10} {:<9} models",
+                "id", "name", "key", "status"
+            )?;
+            for c in clients {
+                let status = if c.revoked_at.is_some() {
+                    "revoked"
+                } else if c
+                    .expires_at
+                    .is_some_and(|t| t <= crate::ledger::time::now_ms())
+                {
+                    "expired"
+                } else {
+                    "active"
+                };
+                let models = if c.policy.model_preferences.is_empty() {
+                    "any".to_string()
+                } else {
+                    c.policy.model_preferences.join(",")
+                };
+                writeln!(
+                    out,
+                    "{:<22} {:<24} {:<10} {:<9} {models}",
+                    c.id,
+                    c.name,
+                    format!("{}…", c.key_prefix),
+                    status
+                )?;
+            }
+        }
+        KeysAction::Revoke { id } => {
+            let c = admin::revoke(&store, master, &id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{id}: {e}"))?;
+            tracing::info!(target: "ekai::audit", client = %c.id, "cli: client revoked");
+            writeln!(out, "revoked {} ({})", c.id, c.name)?;
+        }
+        KeysAction::Rotate { id } => {
+            let (c, key) = admin::rotate(&store, need_master()?, &id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{id}: {e}"))?;
+            tracing::info!(target: "ekai::audit", client = %c.id, prefix = %c.key_prefix, "cli: client key rotated");
+            writeln!(out, "new key for {} ({}), shown once: {key}", c.id, c.name)?;
+        }
+    }
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -213,6 +348,7 @@ fn check(config: &Config) -> anyhow::Result<()> {
     writeln!(out, "providers:")?;
     for p in &config.providers {
         let state = match (&p.api_key, p.is_configured()) {
+            _ if p.sealed_keys => "callers' sealed keys (Sapphire mode)".to_string(),
             (Some(_), true) => format!("key set ({})", p.key_env),
             // Azure: a key without an endpoint.
             (Some(_), false) => "not configured: set its endpoint (base_url)".to_string(),
@@ -226,6 +362,34 @@ fn check(config: &Config) -> anyhow::Result<()> {
             p.dialect.as_str(),
             p.base_url,
             state
+        )?;
+    }
+    let x = &config.x402;
+    if x.enabled() {
+        let cap = |c: Option<rust_decimal::Decimal>| {
+            c.map(|d| format!("{d} USD"))
+                .unwrap_or_else(|| "no cap".into())
+        };
+        writeln!(
+            out,
+            "x402: {} via {} (wallet from {}); at most {} USD per request, {} per day, {} per month",
+            x.mode.as_str(),
+            x.base_url,
+            x.wallet_env,
+            x.max_per_request,
+            cap(x.max_per_day),
+            cap(x.max_per_month)
+        )?;
+    } else {
+        writeln!(out, "x402: off (set PRIVATE_KEY to pay per request)")?;
+    }
+    if let Some(s) = &config.sapphire {
+        writeln!(
+            out,
+            "sapphire: control plane 0x{} on chain {} via {}",
+            alloy_primitives::hex::encode(s.control_plane),
+            s.chain_id,
+            s.rpc_url
         )?;
     }
     Ok(())

@@ -23,8 +23,11 @@ pub struct GatewayError {
     pub param: Option<String>,
     /// Machine-readable code for OpenAI-shaped errors (`model_not_found`, …).
     pub code: Option<&'static str>,
-    /// Relayed from an upstream 429/503.
+    /// Relayed from an upstream 429/503, or our own limit's reset.
     pub retry_after: Option<String>,
+    /// A client's token limit refused the request: (limit, seconds to reset) for the
+    /// `x-ratelimit-*-tokens` headers.
+    pub token_limit: Option<(u64, u64)>,
     pub origin: Origin,
 }
 
@@ -42,6 +45,7 @@ impl GatewayError {
             param: None,
             code: None,
             retry_after: None,
+            token_limit: None,
             origin,
         }
     }
@@ -143,6 +147,16 @@ impl GatewayError {
         )
     }
 
+    /// The caller may not do this (403), e.g. a key pinned to providers that do not serve the model.
+    pub fn permission_denied(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorKind::PermissionDenied,
+            StatusCode::FORBIDDEN,
+            message,
+            Origin::Client,
+        )
+    }
+
     /// The monthly budget is spent (and not alert-only).
     pub fn budget_exceeded(message: &str) -> Self {
         Self::new(
@@ -154,6 +168,28 @@ impl GatewayError {
         .with_code("BUDGET_EXCEEDED")
     }
 
+    /// The gateway would not pay the x402 relay (spend controls): nothing was signed.
+    pub fn payment_refused(message: &str) -> Self {
+        Self::new(
+            ErrorKind::PermissionDenied,
+            StatusCode::PAYMENT_REQUIRED,
+            message,
+            Origin::Client,
+        )
+        .with_code("x402_payment_refused")
+    }
+
+    /// The x402 relay did not accept a signed payment (rejected or not settled).
+    pub fn payment_failed(message: &str) -> Self {
+        Self::new(
+            ErrorKind::PermissionDenied,
+            StatusCode::PAYMENT_REQUIRED,
+            message,
+            Origin::Upstream,
+        )
+        .with_code("x402_payment_failed")
+    }
+
     /// The calling client's own monthly budget is spent.
     pub fn client_budget_exceeded(message: &str) -> Self {
         Self::new(
@@ -163,6 +199,21 @@ impl GatewayError {
             Origin::Client,
         )
         .with_code("BUDGET_EXCEEDED")
+    }
+
+    /// The request's estimated tokens do not fit in the client's token window.
+    pub fn token_limit(what: &str, limit: u64, needed: u64, reset: u64) -> Self {
+        let mut e = Self::new(
+            ErrorKind::RateLimit,
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "this key's limit of {limit} {what} would be exceeded by this request (about {needed} tokens); retry in {reset} s"
+            ),
+            Origin::Client,
+        );
+        e.retry_after = Some(reset.to_string());
+        e.token_limit = Some((limit, reset));
+        e
     }
 
     /// No usable client key (the message names the header to send; it never contains the key).
@@ -187,6 +238,24 @@ impl GatewayError {
         .with_code("rate_limit_exceeded");
         e.retry_after = Some(retry_after.max(1).to_string());
         e
+    }
+
+    /// A Sapphire-mode refusal or failure. The code also leads the message, so dialects without a
+    /// code field (Anthropic, Gemini) carry it too.
+    pub fn sapphire(
+        status: StatusCode,
+        code: &'static str,
+        message: impl std::fmt::Display,
+    ) -> Self {
+        let (kind, origin) = match status.as_u16() {
+            401 => (ErrorKind::Authentication, Origin::Client),
+            403 => (ErrorKind::PermissionDenied, Origin::Client),
+            404 => (ErrorKind::NotFound, Origin::Client),
+            400..=499 => (ErrorKind::InvalidRequest, Origin::Client),
+            503 => (ErrorKind::Api, Origin::Upstream),
+            _ => (ErrorKind::Api, Origin::Internal),
+        };
+        Self::new(kind, status, format!("{code}: {message}"), origin).with_code(code)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

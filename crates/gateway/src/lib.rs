@@ -12,4 +12,7 @@ pub mod ledger;
 pub mod providers;
 pub mod proxy;
 pub mod router;
+pub mod sapphire;
 pub mod server;
+pub mod tokenize;
+pub mod x402;

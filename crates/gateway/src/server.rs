@@ -56,6 +56,21 @@ pub fn build_state_full(
     ledger: Option<Ledger>,
     clients: Arc<Registry>,
 ) -> anyhow::Result<Arc<AppState>> {
+    build_state_sapphire(
+        config,
+        ledger,
+        clients,
+        Arc::new(crate::sapphire::Sapphire::disabled()),
+    )
+}
+
+/// As [`build_state_full`], with the Sapphire state (key pair, control plane).
+pub fn build_state_sapphire(
+    config: &Config,
+    ledger: Option<Ledger>,
+    clients: Arc<Registry>,
+    sapphire: Arc<crate::sapphire::Sapphire>,
+) -> anyhow::Result<Arc<AppState>> {
     let providers = config
         .providers
         .iter()
@@ -92,14 +107,50 @@ pub fn build_state_full(
         budget: ledger
             .as_ref()
             .map(|l| Arc::new(l.budget().clone()) as Arc<dyn crate::accounting::Budget>),
+        x402: x402_payer(config, ledger.as_ref())?,
     };
     Ok(Arc::new(
         AppState::new(proxy, config.body_limit, id)
             .with_ledger(ledger)
             .with_live(Some(live))
             .with_admin_token(config.auth.admin_token.clone())
-            .with_clients(clients),
+            .with_cors(config.cors_origins.clone())
+            .with_clients(clients)
+            .with_sapphire(sapphire),
     ))
+}
+
+/// The wallet and its spend book (the ledger database, else memory) when x402 is on.
+fn x402_payer(
+    config: &Config,
+    ledger: Option<&Ledger>,
+) -> anyhow::Result<Option<Arc<crate::x402::Payer>>> {
+    let cfg = &config.x402;
+    let Some(key) = cfg.wallet.as_ref().filter(|_| cfg.enabled()) else {
+        return Ok(None);
+    };
+    let wallet =
+        crate::x402::Wallet::new(key).map_err(|m| anyhow::anyhow!("{}: {m}", cfg.wallet_env))?;
+    let book: Arc<dyn crate::accounting::SpendBook> = match ledger {
+        Some(l) => Arc::new(l.store().clone()),
+        None => {
+            tracing::warn!(
+                "x402: no ledger database, so the daily and monthly spend limits are kept in memory and reset when the gateway restarts"
+            );
+            Arc::new(crate::x402::MemoryBook::new())
+        }
+    };
+    tracing::info!(
+        mode = cfg.mode.as_str(),
+        relay = %cfg.base_url,
+        wallet = %wallet.address(),
+        "x402: paying per request from this wallet"
+    );
+    Ok(Some(Arc::new(crate::x402::Payer::new(
+        wallet,
+        cfg.clone(),
+        book,
+    ))))
 }
 
 pub fn log_providers(config: &Config) {
@@ -149,7 +200,11 @@ pub async fn open_clients(
     let reg = Registry::open(auth, ledger)
         .await
         .context("loading client keys")?;
-    if reg.keys_required() && reg.master_key().is_none() {
+    // Wallet clients (Sapphire mode) authenticate with session tokens, not hashed keys.
+    if reg.keys_required()
+        && reg.master_key().is_none()
+        && reg.all().iter().any(|c| c.key_prefix != "wallet")
+    {
         anyhow::bail!(
             "{} client key(s) exist in the database but EKAI_MASTER_KEY is not set: keys cannot be checked without it",
             reg.len()
@@ -171,7 +226,18 @@ pub async fn open_clients(
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let ledger = open_ledger(&config).await?;
     let clients = open_clients(&config, ledger.clone()).await?;
-    let state = build_state_full(&config, ledger.clone(), clients)?;
+    let sapphire = Arc::new(
+        crate::sapphire::Sapphire::open(
+            &config.rofl,
+            config.sapphire.as_ref(),
+            http_client(&config)?,
+        )
+        .await
+        .context("starting Sapphire mode")?,
+    );
+    sapphire.log_startup();
+    let state = build_state_sapphire(&config, ledger.clone(), clients, Arc::clone(&sapphire))?;
+    let outbox = start_receipt_sender(&config, &sapphire, ledger.as_ref(), &state)?;
     let app = api::router(Arc::clone(&state));
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -235,6 +301,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     api_result?;
     ui_result?;
+    if let Some(task) = outbox {
+        // Unsent receipts stay in the outbox for the next start; the sender only stops polling.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
     if let Some(ledger) = ledger {
         tracing::info!(
             "draining the usage ledger (deadline {}s)",
@@ -259,6 +329,36 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Sapphire mode: the background task sending the outbox's receipts (None when not in Sapphire
+/// mode or when this process cannot send them; they then wait in the outbox).
+fn start_receipt_sender(
+    config: &Config,
+    sapphire: &crate::sapphire::Sapphire,
+    ledger: Option<&Ledger>,
+    state: &AppState,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let (Some(cfg), Some(ledger)) = (&config.sapphire, ledger) else {
+        return Ok(None);
+    };
+    let rofl = if sapphire.key.inside_rofl {
+        Some(crate::sapphire::rofl::RoflClient::new(&config.rofl.socket)?)
+    } else {
+        None
+    };
+    let Some(sender) = crate::sapphire::outbox::Sender::new(
+        ledger.store().clone(),
+        cfg,
+        rofl,
+        http_client(config)?,
+    ) else {
+        return Ok(None);
+    };
+    let stop = state.stopping.subscribe();
+    #[allow(clippy::disallowed_methods)] // joined (with a deadline) after the listeners stop
+    let task = tokio::spawn(sender.run(stop));
+    Ok(Some(task))
 }
 
 /// Resolves once `state.stopping` is true.

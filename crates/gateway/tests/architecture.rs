@@ -145,3 +145,12 @@ fn only_config_reads_the_environment() {
         );
     }
 }
+
+#[test]
+fn sapphire_never_imports_the_http_layer() {
+    assert_absent(
+        &crate_src("gateway").join("sapphire"),
+        &["crate::api", "axum"],
+        "sapphire returns GatewayErrors; only api speaks HTTP to clients",
+    );
+}

@@ -666,3 +666,651 @@ async fn a_clients_own_upstream_key_is_used_and_stored_encrypted() {
     }
     assert!(!gw.log().contains(own));
 }
+
+/// Two gateway instances over one database and one Redis (127.0.0.1:6379): a client's limit is
+/// one limit, whichever instance each request reaches. FAILS when Redis is unreachable, unless
+/// EKAI_SKIP_REDIS=1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_sharing_redis_enforce_one_limit() {
+    const REDIS: &str = "redis://127.0.0.1:6379/";
+    if std::env::var("EKAI_SKIP_REDIS").as_deref() == Ok("1") {
+        eprintln!("REDIS TEST SKIPPED (EKAI_SKIP_REDIS=1)");
+        return;
+    }
+    assert!(
+        std::net::TcpStream::connect("127.0.0.1:6379").is_ok(),
+        "this test needs Redis on 127.0.0.1:6379 (or set EKAI_SKIP_REDIS=1)"
+    );
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let db_dir = scratch_dir();
+    let url = format!("sqlite://{}/usage.db", db_dir.display());
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("EKAI_MASTER_KEY", MASTER),
+        ("EKAI_ADMIN_TOKEN", ADMIN),
+        ("EKAI_AUTH_MODE", "keys"),
+        ("REDIS_URL", REDIS),
+    ];
+    let a = gateway_for(&mock, &env);
+    assert!(a.log().contains("shared through Redis"), "{}", a.log());
+    let (_, key) = create_client(
+        &a,
+        json!({"name": "shared", "limits": {"requests_per_hour": 12}}),
+    )
+    .await;
+    // B starts after the client exists, so its cache has it at once.
+    let b = gateway_for(&mock, &env);
+    // Fixed hour windows: stay clear of the boundary during the burst.
+    let into_hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 3600;
+    if into_hour >= 3590 {
+        tokio::time::sleep(Duration::from_secs(3601 - into_hour)).await;
+    }
+    let auth = bearer(&key);
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let url = format!(
+            "{}/v1/chat/completions",
+            if i % 2 == 0 { &a.url } else { &b.url }
+        );
+        let auth = auth.clone();
+        tasks.push(tokio::spawn(async move {
+            post(&url, &[("authorization", &auth)], &chat("gpt-4o-mini")).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            200 => ok += 1,
+            429 => assert_eq!(r.header("x-ratelimit-limit-requests"), "12"),
+            s => panic!("unexpected {s}: {}", r.text),
+        }
+    }
+    assert_eq!(ok, 12, "exactly the limit passed across both instances");
+    // A third request on either instance is refused too.
+    for gw in [&a, &b] {
+        let r = post(
+            &format!("{}/v1/chat/completions", gw.url),
+            &[("authorization", &auth)],
+            &chat("gpt-4o-mini"),
+        )
+        .await;
+        assert_eq!(r.status, 429, "{}", r.text);
+        assert!(!r.text.contains("redis://"), "{}", r.text);
+    }
+    assert!(!a.log().contains("redis://") && !b.log().contains("redis://"));
+}
+
+#[test]
+fn a_wrong_redis_url_stops_the_start_with_a_clear_message() {
+    let db_dir = scratch_dir();
+    let url = format!("sqlite://{}/usage.db", db_dir.display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ekai-gateway"))
+        .env_clear()
+        .env("PORT", "0")
+        .env("UI_PORT", "0")
+        .env("DATABASE_URL", &url)
+        .env("EKAI_MASTER_KEY", MASTER)
+        .env("REDIS_URL", "redis://:hunter2-secret@127.0.0.1:1/")
+        .current_dir(&db_dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("REDIS_URL"), "{err}");
+    assert!(
+        !err.contains("hunter2"),
+        "the password must not be printed: {err}"
+    );
+}
+
+/// Concurrent streams against a token limit: each request's estimated tokens (body bytes / 4) are
+/// reserved at admission, so while they are all in flight only as many as fit pass; afterwards the
+/// reservations are replaced by the real (much smaller) usage and requests pass again.
+async fn token_reservations_hold_under_concurrent_streams(redis: bool) {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let db_dir = scratch_dir();
+    let url = format!("sqlite://{}/usage.db", db_dir.display());
+    let mut env = vec![
+        ("DATABASE_URL", url.as_str()),
+        ("EKAI_MASTER_KEY", MASTER),
+        ("EKAI_ADMIN_TOKEN", ADMIN),
+        ("EKAI_AUTH_MODE", "keys"),
+    ];
+    if redis {
+        env.push(("REDIS_URL", "redis://127.0.0.1:6379/"));
+    }
+    let gw = gateway_for(&mock, &env);
+    let body = json!({
+        "model": "gpt-4o-mini@delay=600",
+        "stream": true,
+        "messages": [{"role": "user", "content": "x".repeat(4_000)}],
+    })
+    .to_string();
+    let est = (body.len() / 4) as u64;
+    let (_, key) = create_client(
+        &gw,
+        json!({"name": "tokens", "limits": {"tokens_per_day": 3 * est + est / 2}}),
+    )
+    .await;
+    let auth = bearer(&key);
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (u, a, b) = (chat_url.clone(), auth.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = post(&u, &[("authorization", &a)], &b).await;
+            (
+                r.status,
+                r.header("x-ratelimit-limit-tokens").to_string(),
+                r.text,
+            )
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let (status, limit, text) = t.await.unwrap();
+        match status {
+            200 => {
+                assert!(text.contains("data: [DONE]"), "{text}");
+                ok += 1;
+            }
+            429 => {
+                assert_eq!(limit, (3 * est + est / 2).to_string());
+                assert!(text.contains("tokens per day"), "{text}");
+            }
+            s => panic!("unexpected {s}: {text}"),
+        }
+    }
+    assert_eq!(
+        ok, 3,
+        "exactly the streams whose estimates fit were admitted"
+    );
+    // Finished: reservations given back, only the real usage (a few tokens each) counts.
+    let mut passed = false;
+    for _ in 0..50 {
+        if post(&chat_url, &[("authorization", &auth)], &body)
+            .await
+            .status
+            == 200
+        {
+            passed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(passed, "the reservations were not released:\n{}", gw.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_reservations_hold_under_concurrent_streams_in_process() {
+    token_reservations_hold_under_concurrent_streams(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_reservations_hold_under_concurrent_streams_in_redis() {
+    if std::env::var("EKAI_SKIP_REDIS").as_deref() == Ok("1") {
+        eprintln!("REDIS TEST SKIPPED (EKAI_SKIP_REDIS=1)");
+        return;
+    }
+    token_reservations_hold_under_concurrent_streams(true).await;
+}
+
+fn cli(db_url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ekai-gateway"))
+        .env_clear()
+        .env("DATABASE_URL", db_url)
+        .env("EKAI_MASTER_KEY", MASTER)
+        .current_dir(std::env::temp_dir())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// Waits for the running gateway's registry to pick up a change made by another process.
+async fn status_becomes(url: &str, key: &str, want: u16) -> u16 {
+    let mut last = 0;
+    for _ in 0..60 {
+        last = post(
+            url,
+            &[("authorization", &bearer(key))],
+            &chat("gpt-4o-mini"),
+        )
+        .await
+        .status;
+        if last == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_cli_creates_lists_rotates_and_revokes() {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let db_dir = scratch_dir();
+    let db = format!("sqlite://{}/usage.db", db_dir.display());
+    let (ok, out, err) = cli(
+        &db,
+        &[
+            "keys",
+            "create",
+            "--name",
+            "cli-user",
+            "--models",
+            "gpt-4o-mini,claude-*",
+            "--rpm",
+            "50",
+            "--budget-month",
+            "12.5",
+        ],
+    );
+    assert!(ok, "{out}\n{err}");
+    let key = out
+        .split_whitespace()
+        .find(|w| w.starts_with("ek-"))
+        .unwrap()
+        .to_string();
+    let id = out
+        .split_whitespace()
+        .find(|w| w.starts_with("cl_"))
+        .unwrap()
+        .to_string();
+
+    let gw = gateway_for(
+        &mock,
+        &[
+            ("DATABASE_URL", db.as_str()),
+            ("EKAI_MASTER_KEY", MASTER),
+            ("EKAI_ADMIN_TOKEN", ADMIN),
+            ("EKAI_AUTH_MODE", "keys"),
+        ],
+    );
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&key))],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-ratelimit-limit-requests"), "50");
+    // The policy given on the command line is the one the API shows.
+    let shown = get(&format!("{}/admin/clients/{id}", gw.url), &[ADMIN_AUTH])
+        .await
+        .json();
+    assert_eq!(
+        shown["model_preferences"],
+        json!(["gpt-4o-mini", "claude-*"]),
+        "{shown}"
+    );
+    assert_eq!(shown["budget_usd"].to_string(), "12.5", "{shown}");
+
+    let (ok, out, _) = cli(&db, &["keys", "list"]);
+    assert!(
+        ok && out.contains(&id) && out.contains(&key[..8]) && out.contains("active"),
+        "{out}"
+    );
+    assert!(!out.contains(&key), "list never prints keys: {out}");
+
+    let (ok, out, err) = cli(&db, &["keys", "rotate", &id]);
+    assert!(ok, "{out}\n{err}");
+    let new_key = out
+        .split_whitespace()
+        .find(|w| w.starts_with("ek-"))
+        .unwrap()
+        .to_string();
+    assert_ne!(new_key, key);
+    assert_eq!(
+        status_becomes(&chat_url, &key, 401).await,
+        401,
+        "the old key stops working"
+    );
+    assert_eq!(status_becomes(&chat_url, &new_key, 200).await, 200);
+
+    let (ok, out, _) = cli(&db, &["keys", "revoke", &id]);
+    assert!(ok && out.contains("revoked"), "{out}");
+    assert_eq!(status_becomes(&chat_url, &new_key, 401).await, 401);
+    let (ok, out, _) = cli(&db, &["keys", "list"]);
+    assert!(ok && out.contains("revoked"), "{out}");
+
+    let (ok, _, err) = cli(&db, &["keys", "revoke", "cl_doesnotexist"]);
+    assert!(!ok && err.contains("no client with that id"), "{err}");
+    let (ok, _, err) = cli(
+        &db,
+        &["keys", "create", "--name", "x", "--budget-month", "lots"],
+    );
+    assert!(!ok && err.contains("--budget-month"), "{err}");
+}
+
+/// Every way a request can fail authentication gets 401/403 in the path's dialect, names what is
+/// wrong without echoing the key, and never reaches a provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_matrix_refuses_in_the_right_dialect_and_never_reaches_a_provider() {
+    let (mock, gw) = keyed_gateway(Some("keys")).await;
+    let (revoked_id, revoked) = create_client(&gw, json!({"name": "gone"})).await;
+    let r = send_json(
+        reqwest::Method::DELETE,
+        &format!("{}/admin/clients/{revoked_id}", gw.url),
+        &[ADMIN_AUTH],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (_, expired) = create_client(
+        &gw,
+        json!({"name": "old", "expires_at": "2020-01-01T00:00:00Z"}),
+    )
+    .await;
+    let (_, good) = create_client(&gw, json!({"name": "good"})).await;
+    mock.reset();
+
+    let long = format!("ek-{}", "a".repeat(16 * 1024));
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    let msg_url = format!("{}/v1/messages", gw.url);
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>);
+    let cases: Vec<Case> = vec![
+        ("missing", vec![]),
+        (
+            "wrong",
+            vec![(
+                "authorization",
+                bearer("ek-wrongwrongwrongwrongwrongwrongwrongwron"),
+            )],
+        ),
+        ("revoked", vec![("authorization", bearer(&revoked))]),
+        ("expired", vec![("authorization", bearer(&expired))]),
+        ("not bearer", vec![("authorization", good.clone())]),
+        ("wrong header", vec![("x-goog-api-keyy", good.clone())]),
+        ("very long", vec![("authorization", bearer(&long))]),
+        (
+            "admin token as a key",
+            vec![("authorization", bearer(ADMIN))],
+        ),
+    ];
+    for (what, headers) in &cases {
+        for (url, dialect) in [(&chat_url, "openai"), (&msg_url, "anthropic")] {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let body = if dialect == "openai" {
+                chat("gpt-4o-mini")
+            } else {
+                messages("claude-sonnet-4-5")
+            };
+            let r = post(url, &h, &body).await;
+            assert_eq!(r.status, 401, "{what} on {dialect}: {}", r.text);
+            let v = r.json();
+            if dialect == "openai" {
+                assert_eq!(v["error"]["type"], "authentication_error", "{what}: {v}");
+            } else {
+                assert_eq!(v["type"], "error", "{what}: {v}");
+                assert_eq!(v["error"]["type"], "authentication_error", "{what}: {v}");
+            }
+            for (_, secret) in headers {
+                assert!(
+                    secret.len() < 8 || !r.text.contains(secret.as_str()),
+                    "{what} echoed the key"
+                );
+            }
+        }
+    }
+    // Non-ASCII header bytes: reqwest refuses to send them, so speak HTTP/1.1 by hand.
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let body = chat("gpt-4o-mini");
+    let mut raw = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nauthorization: Bearer ",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice("ek-ünïcødé-ключ".as_bytes());
+    raw.extend_from_slice(b"\r\n\r\n");
+    raw.extend_from_slice(body.as_bytes());
+    let reply = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(&raw).unwrap();
+        let mut out = String::new();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).unwrap();
+        out.push_str(&String::from_utf8_lossy(&buf));
+        out
+    })
+    .await
+    .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
+    assert!(reply.contains("authentication_error"), "{reply}");
+
+    // A client key is not an admin token, and a wrong admin token is refused.
+    for auth in [bearer(&good), bearer("not-the-admin-token")] {
+        let r = get(
+            &format!("{}/admin/clients", gw.url),
+            &[("authorization", &auth)],
+        )
+        .await;
+        assert_eq!(r.status, 401, "{}", r.text);
+        assert!(!r.text.contains(&good), "{}", r.text);
+    }
+    assert_eq!(
+        mock.requests().len(),
+        0,
+        "no refused request reached the provider"
+    );
+    // The good key still works.
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&good))],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(!gw.log().contains(&good), "keys never appear in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_is_off_by_default_and_allows_only_configured_origins() {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let preflight = |url: String, origin: &'static str| async move {
+        client()
+            .request(reqwest::Method::OPTIONS, url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+            .await
+            .unwrap()
+    };
+    let off = gateway_for(&mock, &[]);
+    let r = preflight(
+        format!("{}/v1/chat/completions", off.url),
+        "https://app.example.com",
+    )
+    .await;
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+
+    let on = gateway_for(&mock, &[("EKAI_CORS_ORIGINS", "https://app.example.com")]);
+    let url = format!("{}/v1/chat/completions", on.url);
+    let r = preflight(url.clone(), "https://app.example.com").await;
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let r = preflight(url.clone(), "https://evil.example.net").await;
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let r = post(
+        &url,
+        &[("origin", "https://app.example.com")],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        "https://app.example.com"
+    );
+    assert!(
+        r.header("access-control-expose-headers")
+            .contains("x-request-id")
+    );
+    assert_eq!(r.header("x-content-type-options"), "nosniff");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_prefix_serves_clients_usage_and_provider_health() {
+    let (_mock, gw) = keyed_gateway(Some("keys")).await;
+    let r = send_json(
+        reqwest::Method::POST,
+        &format!("{}/admin/api/clients", gw.url),
+        &[ADMIN_AUTH],
+        Some(json!({"name": "api-prefix"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let v = r.json();
+    let (id, key) = (v["id"].as_str().unwrap(), v["key"].as_str().unwrap());
+    let (_, other) = create_client(&gw, json!({"name": "someone-else"})).await;
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    for k in [key, other.as_str(), key] {
+        let r = post(
+            &chat_url,
+            &[("authorization", &bearer(k))],
+            &chat("gpt-4o-mini"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let usage_url = format!("{}/admin/api/clients/{id}/usage", gw.url);
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        seen = get(&usage_url, &[ADMIN_AUTH]).await.json();
+        if seen["totalRequests"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(
+        seen["totalRequests"], 2,
+        "only this client's requests: {seen}"
+    );
+    assert_eq!(get(&usage_url, &[]).await.status, 401);
+    assert_eq!(
+        get(
+            &format!("{}/admin/api/clients/cl_nope/usage", gw.url),
+            &[ADMIN_AUTH]
+        )
+        .await
+        .status,
+        404
+    );
+    let p = get(&format!("{}/admin/api/providers", gw.url), &[ADMIN_AUTH]).await;
+    assert_eq!(p.status, 200, "{}", p.text);
+    assert!(p.text.contains("\"openai\""), "{}", p.text);
+    assert!(
+        gw.log().contains("admin: client created"),
+        "admin calls are audited"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_pins_and_system_prompt_prefix_apply_to_the_clients_requests() {
+    let (mock, gw) = keyed_gateway(Some("keys")).await;
+    let (_, pinned) = create_client(
+        &gw,
+        json!({"name": "claude-only", "providers": ["anthropic"]}),
+    )
+    .await;
+    let (_, prefixed) = create_client(
+        &gw,
+        json!({"name": "house-style", "system_prompt_prefix": "Answer as the ACME helpdesk."}),
+    )
+    .await;
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    let msg_url = format!("{}/v1/messages", gw.url);
+
+    // Pinned to Anthropic: an OpenAI-only model is refused, a Claude model goes to Anthropic.
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&pinned))],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.text.contains("anthropic"), "{}", r.text);
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&pinned))],
+        &chat("claude-sonnet-4-5"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-ekai-provider"), "anthropic");
+
+    // The prefix comes first, before the client's own system prompt, in either API.
+    mock.reset();
+    let body = json!({"model": "gpt-4o-mini", "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "hi"}]});
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&prefixed))],
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sent = &mock.requests()[0].body;
+    let msgs = sent["messages"].as_array().unwrap();
+    let system: Vec<String> = msgs
+        .iter()
+        .filter(|m| m["role"] == "system" || m["role"] == "developer")
+        .map(|m| m["content"].to_string())
+        .collect();
+    let joined = system.join(" ");
+    let (a, b) = (
+        joined.find("ACME helpdesk").unwrap(),
+        joined.find("Be brief.").unwrap(),
+    );
+    assert!(a < b, "prefix first: {sent}");
+
+    mock.reset();
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 50, "system": "Be brief.",
+        "messages": [{"role": "user", "content": "hi"}]});
+    let r = post(&msg_url, &[("x-api-key", &prefixed)], &body.to_string()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sent = mock.requests()[0].body["system"].to_string();
+    let (a, b) = (
+        sent.find("ACME helpdesk").unwrap(),
+        sent.find("Be brief.").unwrap(),
+    );
+    assert!(a < b, "prefix first: {sent}");
+
+    // Other clients are untouched.
+    mock.reset();
+    let r = post(
+        &chat_url,
+        &[("authorization", &bearer(&pinned))],
+        &chat("claude-sonnet-4-5"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(!mock.requests()[0].body.to_string().contains("ACME"));
+}

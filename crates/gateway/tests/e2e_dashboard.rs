@@ -322,13 +322,92 @@ async fn an_admin_token_guards_the_stats_api_and_stream() {
         get(&format!("{}/admin/stream", gw.url), &[]).await.status,
         401
     );
+    // A token in the URL is not accepted (it would end up in logs and history).
+    assert_eq!(
+        get(
+            &format!("{}/admin/stream?access_token=s3cret-admin", gw.url),
+            &[]
+        )
+        .await
+        .status,
+        401
+    );
+    drop(mock);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_gives_a_random_http_only_strict_session_cookie() {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let gw = ledger_gateway(&mock, &[("EKAI_ADMIN_TOKEN", "s3cret-admin")]);
+    let login = format!("{}/admin/login", gw.url);
+    let json_ct = [("content-type", "application/json")];
+
+    let session = get(&format!("{}/admin/session", gw.url), &[]).await.json();
+    assert_eq!(session["auth_required"], true, "{session}");
+    assert_eq!(session["signed_in"], false, "{session}");
+
+    let wrong = post(&login, &json_ct, r#"{"token":"nope"}"#).await;
+    assert_eq!(wrong.status, 401, "{}", wrong.text);
+    assert!(wrong.headers.get("set-cookie").is_none());
+    assert!(!wrong.text.contains("s3cret"), "{}", wrong.text);
+    assert_eq!(post(&login, &json_ct, "token=x").await.status, 400);
+
+    let mut cookies = Vec::new();
+    for _ in 0..2 {
+        let ok = post(&login, &json_ct, r#"{"token":"s3cret-admin"}"#).await;
+        assert_eq!(ok.status, 204, "{}", ok.text);
+        let set = ok.headers["set-cookie"].to_str().unwrap().to_string();
+        for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(set.contains(attr), "{set}");
+        }
+        let pair = set.split(';').next().unwrap().to_string();
+        let value = pair.strip_prefix("ekai_session=").unwrap();
+        assert_eq!(value.len(), 64, "{set}");
+        assert!(!set.contains("s3cret"), "{set}");
+        cookies.push(pair);
+    }
+    assert_ne!(
+        cookies[0], cookies[1],
+        "each sign-in gets its own random id"
+    );
+
+    let cookie = [("cookie", cookies[0].as_str())];
+    let stats = format!("{}/admin/stats/providers", gw.url);
+    assert_eq!(get(&stats, &cookie).await.status, 200);
+    let session = get(&format!("{}/admin/session", gw.url), &cookie)
+        .await
+        .json();
+    assert_eq!(session["signed_in"], true, "{session}");
+    // The live feed takes the cookie (EventSource cannot send headers).
     let resp = client()
-        .get(format!("{}/admin/stream?access_token=s3cret-admin", gw.url))
+        .get(format!("{}/admin/stream", gw.url))
+        .header("cookie", cookies[0].as_str())
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
     drop(resp);
+    // A forged id is refused; signing out ends that session only.
+    let forged = format!("ekai_session={}", "0".repeat(64));
+    assert_eq!(
+        get(&stats, &[("cookie", forged.as_str())]).await.status,
+        401
+    );
+    let out = post(&format!("{}/admin/logout", gw.url), &cookie, "").await;
+    assert_eq!(out.status, 204);
+    assert!(
+        out.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(get(&stats, &cookie).await.status, 401);
+    assert_eq!(
+        get(&stats, &[("cookie", cookies[1].as_str())]).await.status,
+        200
+    );
     // The page itself holds no data and loads without the token.
     assert_eq!(get(&format!("{}/dashboard", gw.url), &[]).await.status, 200);
 }

@@ -2,7 +2,12 @@
 //! with plain HTTP. Covers passthrough and translation in both directions, streaming, the error
 //! matrix (each bad input and upstream failure → documented status and dialect-shaped body), loop
 //! protection and secrecy of provider keys.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 
@@ -799,8 +804,38 @@ async fn count_tokens_asks_anthropic_or_estimates() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert!(r.json()["input_tokens"].as_u64().unwrap() > 0);
-    assert_eq!(mock.hits("count_tokens"), 1, "estimated locally");
+    // o200k_base: 4 tokens of text, 3 for the message, 3 to prime the reply.
+    assert_eq!(r.json()["input_tokens"], 10, "{}", r.text);
+    assert_eq!(r.header("x-ekai-token-count"), "tiktoken/o200k_base");
+    assert_eq!(mock.hits("count_tokens"), 1, "counted locally");
+    // No public tokenizer (a Gemini model, asked on the Messages API): the documented estimate.
+    let body = json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "count these words please"}]})
+        .to_string();
+    let r = post(
+        &format!("{}/v1/messages/count_tokens", gw.url),
+        ANTHROPIC_HEADERS,
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-ekai-token-count"), "estimated");
+    // Claude Code sends bursts of ~14 at once.
+    let big = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "lorem ipsum ".repeat(5_000)}]})
+        .to_string();
+    let url = format!("{}/v1/messages/count_tokens", gw.url);
+    let burst: Vec<_> = (0..14)
+        .map(|_| {
+            let (u, b) = (url.clone(), big.clone());
+            tokio::spawn(async move { post(&u, ANTHROPIC_HEADERS, &b).await })
+        })
+        .collect();
+    let mut counts = std::collections::BTreeSet::new();
+    for t in burst {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.text);
+        counts.insert(r.json()["input_tokens"].as_u64().unwrap());
+    }
+    assert_eq!(counts.len(), 1, "the same body counts the same: {counts:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -164,6 +164,8 @@ fn record(i: usize, at_ms: i64, provider: &str, model: &str, priced: bool) -> Us
         first_byte: Some(Duration::from_millis(12)),
         total: Duration::from_millis(40),
         payment_method: "api_key",
+        receipt: None,
+        payment: None,
     }
 }
 
@@ -560,3 +562,214 @@ async fn clients_are_stored_updated_and_their_spend_summed(db: &TestDb) {
     );
 }
 both!(clients_are_stored_updated_and_their_spend_summed);
+
+/// Sapphire mode's tables (migration 0004): receipts enter the outbox in the ledger's transaction
+/// (completed attempts with parties only, once per request hash), move through sent/failed/mined,
+/// and wallet sessions refuse a reused (wallet, nonce).
+async fn sapphire_outbox_and_sessions(db: &TestDb) {
+    use ekai_gateway::accounting::Parties;
+    use ekai_gateway::ledger::store::{OutboxRow, SessionRow};
+    let s = db.open().await;
+    let parties = Parties {
+        owner: [0x11; 20],
+        delegate: [0x22; 20],
+    };
+    let base = now_ms() - 60_000;
+    let mut recs: Vec<UsageRecord> = (0..4)
+        .map(|i| record(i, base + i as i64, "openai", "gpt-4o-mini", true))
+        .collect();
+    recs[0].receipt = Some(parties);
+    recs[1].receipt = Some(parties);
+    recs[2].receipt = Some(parties);
+    recs[2].status = 429;
+    recs[2].error_kind = Some("rate_limit_error".into());
+    let rows: Vec<store::Row> = recs.iter().map(store::Row::from_record).collect();
+    let receipts: Vec<OutboxRow> = recs.iter().filter_map(OutboxRow::from_record).collect();
+    assert_eq!(receipts.len(), 2, "only completed attempts with parties");
+    let r0 = &receipts[0];
+    assert_eq!(r0.owner, format!("0x{}", "11".repeat(20)));
+    assert_eq!(r0.prompt_tokens, recs[0].usage.input_tokens as i64);
+    assert_eq!(r0.completion_tokens, recs[0].usage.output_tokens as i64);
+    let expected = ekai_gateway::sapphire::ids::request_hash(
+        [0x11; 20].into(),
+        [0x22; 20].into(),
+        ekai_gateway::sapphire::ids::provider_id("openai"),
+        ekai_gateway::sapphire::ids::model_id("gpt-4o-mini"),
+        base as u64,
+    );
+    assert_eq!(r0.request_hash, format!("{expected:#x}"));
+    s.insert_batch_with_receipts(&rows, &receipts)
+        .await
+        .unwrap();
+    // The same receipts again (a retried batch) do not duplicate.
+    s.insert_batch_with_receipts(&rows[..1], &receipts[..1])
+        .await
+        .unwrap();
+    let all = s.outbox_all().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(s.count_records().await.unwrap(), 5);
+    let now = now_ms();
+    let due = s.outbox_due(now, 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    s.outbox_failed(due[0].id, "node down", now + 60_000, true)
+        .await
+        .unwrap();
+    let due2 = s.outbox_due(now, 10).await.unwrap();
+    assert_eq!(due2.len(), 1);
+    assert_eq!(due2[0].id, due[1].id);
+    s.outbox_sent(due[1].id, "0xabc").await.unwrap();
+    s.outbox_mined(due[1].id, None, now).await.unwrap();
+    let all = s.outbox_all().await.unwrap();
+    assert_eq!(
+        (
+            all[0].attempts,
+            all[0].last_error.as_deref(),
+            all[0].mined_at
+        ),
+        (1, Some("node down"), None)
+    );
+    assert_eq!(all[1].tx_hash.as_deref(), Some("0xabc"));
+    assert!(all[1].sent_at.is_some() && all[1].mined_at == Some(now));
+    assert_eq!(s.outbox_counts().await.unwrap(), (1, 1));
+    assert!(s.outbox_due(now + 120_000, 10).await.unwrap().len() == 1);
+
+    let session = SessionRow {
+        token_hash: "h1".into(),
+        wallet: "0xabc".into(),
+        client_id: "w_abc".into(),
+        nonce: "nonce-0001".into(),
+        created_at: now,
+        expires_at: now + 1000,
+    };
+    assert!(s.insert_session(&session).await.unwrap());
+    let replay = SessionRow {
+        token_hash: "h2".into(),
+        ..session.clone()
+    };
+    assert!(!s.insert_session(&replay).await.unwrap(), "nonce reused");
+    assert_eq!(s.session("h1").await.unwrap(), Some(session));
+    assert_eq!(s.session("h2").await.unwrap(), None);
+    assert_eq!(s.delete_expired_sessions(now + 500).await.unwrap(), 0);
+    assert_eq!(s.delete_expired_sessions(now + 2000).await.unwrap(), 1);
+    assert_eq!(s.session("h1").await.unwrap(), None);
+}
+both!(sapphire_outbox_and_sessions);
+
+fn x402_entry(i: usize, nano: i64) -> ekai_gateway::accounting::SpendEntry {
+    ekai_gateway::accounting::SpendEntry {
+        id: format!("0x{:064x}", i + 1),
+        request_id: format!("req-{i}"),
+        amount_nano: nano,
+        payment: ekai_gateway::accounting::Payment {
+            amount_atomic: (nano / 1000).to_string(),
+            amount_nano: nano,
+            asset: "0x036CbD53842c5426634e7929541eC2318f3dCF7e".into(),
+            network: "eip155:84532".into(),
+            payer: "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".into(),
+            payee: "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC".into(),
+            tx_hash: None,
+            version: 2,
+        },
+    }
+}
+
+/// The x402 spend book: concurrent reservations never exceed a cap (the check and the insert are
+/// one atomic step), released rows stop counting, settled ones keep counting, and a usage row's paid
+/// columns round-trip.
+async fn x402_spend_book(db: &TestDb) {
+    use ekai_gateway::accounting::{SpendBook, SpendRefused};
+    let s = db.open().await;
+    let now = now_ms();
+    let cent = 10_000_000; // 0.01 USD in nano-USD
+    let entries: Vec<_> = (0..20).map(|i| x402_entry(i, cent)).collect();
+    let results = futures_util::future::join_all(
+        entries
+            .iter()
+            .map(|e| s.reserve(e, Some(5 * cent), Some(100 * cent), now)),
+    )
+    .await;
+    let ok: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r, Ok(Ok(()))))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(ok.len(), 5, "{results:?}");
+    for r in &results {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(SpendRefused::Day {
+                cap_nano,
+                spent_nano,
+            })) => {
+                assert_eq!((*cap_nano, *spent_nano), (5 * cent, 5 * cent));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // One released (never settled), one settled: exactly one more fits.
+    s.finish(&entries[ok[0]].id, false, None).await.unwrap();
+    s.finish(&entries[ok[1]].id, true, Some("0xabc"))
+        .await
+        .unwrap();
+    let extra = x402_entry(100, cent);
+    assert_eq!(
+        s.reserve(&extra, Some(5 * cent), None, now).await.unwrap(),
+        Ok(())
+    );
+    let more = x402_entry(101, cent);
+    assert!(matches!(
+        s.reserve(&more, Some(5 * cent), None, now).await.unwrap(),
+        Err(SpendRefused::Day { .. })
+    ));
+    // The monthly cap counts the whole month; yesterday's spend is outside today's cap.
+    let month = x402_entry(102, cent);
+    assert!(matches!(
+        s.reserve(&month, None, Some(5 * cent), now).await.unwrap(),
+        Err(SpendRefused::Month { .. })
+    ));
+    assert_eq!(s.x402_spent_since(day_start(now)).await.unwrap(), 5 * cent);
+    assert_eq!(
+        s.x402_spent_since(month_start(now)).await.unwrap(),
+        5 * cent
+    );
+
+    let mut rec = record(0, now, "x402", "gpt-4o-mini", true);
+    rec.payment_method = "x402";
+    let mut paid = entries[ok[1]].payment.clone();
+    paid.tx_hash = Some("0xabc".into());
+    rec.payment = Some(Box::new(paid));
+    let plain = record(1, now, "openai", "gpt-4o-mini", true);
+    s.insert_batch(&[
+        store::Row::from_record(&rec),
+        store::Row::from_record(&plain),
+    ])
+    .await
+    .unwrap();
+    let f = Filter {
+        start_ms: now - HOUR_MS,
+        end_ms: now + HOUR_MS,
+        ..Filter::default()
+    };
+    let rows = s.records(&f, 10, 0).await.unwrap();
+    let x = rows.iter().find(|r| r.provider == "x402").unwrap();
+    assert_eq!(x.payment_method, "x402");
+    let p = x.x402.as_ref().unwrap();
+    assert_eq!(
+        (
+            p.amount_atomic.as_str(),
+            p.amount_nano,
+            p.tx_hash.as_deref()
+        ),
+        ("10000", cent, Some("0xabc"))
+    );
+    assert_eq!(p.network, "eip155:84532");
+    assert!(
+        rows.iter()
+            .find(|r| r.provider == "openai")
+            .unwrap()
+            .x402
+            .is_none()
+    );
+}
+both!(x402_spend_book);

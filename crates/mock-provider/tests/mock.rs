@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use ekai_mock_provider::{MockConfig, MockHandle, spawn};
 use serde_json::{Value, json};
 
-/// reqwest is built without its `json` feature; these stand in for it. (In a whole-workspace build
-/// another crate turns the feature on and reqwest's own methods win, leaving these unused.)
+/// reqwest is built without its `json` feature; these stand in for it. (In the workspace build,
+/// alloy-provider turns that feature on and reqwest's own methods win, leaving these unused.)
 #[allow(dead_code)]
 trait JsonReq {
     fn json(self, v: &Value) -> Self;

@@ -36,22 +36,50 @@ const svgEl = (tag, attrs) => {
 };
 
 // ---------- API ----------
-function token() { return sessionStorage.getItem("ekai-admin-token") || ""; }
+// Signed-in state lives in an httpOnly session cookie set by POST /admin/login: this script never
+// holds the admin token after the sign-in request, and the cookie rides along with fetch and EventSource.
+const session = { authRequired: false, signedIn: true, clients: false };
 async function api(path, opts = {}) {
-  const headers = Object.assign({}, opts.headers || {});
-  if (token()) headers["Authorization"] = "Bearer " + token();
-  const r = await fetch(path, Object.assign({}, opts, { headers }));
-  if (r.status === 401) { $("#login").hidden = false; throw new Error("the admin token is required"); }
+  const r = await fetch(path, Object.assign({ credentials: "same-origin" }, opts));
+  if (r.status === 401) { needSignIn(); throw new Error("sign in with the admin token"); }
+  if (r.status === 204) return null;
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error((body.error && body.error.message) || ("HTTP " + r.status));
   return body;
 }
-$("#login").addEventListener("submit", (e) => {
+function needSignIn() {
+  session.signedIn = false;
+  $("#login").hidden = false;
+  $("main").hidden = true;
+  $("#logout").hidden = true;
+  $("#token").focus();
+}
+async function loadSession() {
+  const s = await fetch("/admin/session", { credentials: "same-origin" }).then((r) => r.json()).catch(() => ({}));
+  session.authRequired = !!s.auth_required;
+  session.signedIn = s.signed_in !== false;
+  session.clients = !!s.clients;
+  $("[data-tab=clients]").hidden = !session.clients;
+  $("#logout").hidden = !(session.authRequired && session.signedIn);
+}
+$("#login").addEventListener("submit", async (e) => {
   e.preventDefault();
-  sessionStorage.setItem("ekai-admin-token", $("#token").value.trim());
+  $("#login-error").textContent = "";
+  const r = await fetch("/admin/login", { method: "POST", credentials: "same-origin", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: $("#token").value.trim() }) });
+  $("#token").value = "";
+  if (!r.ok) {
+    const b = await r.json().catch(() => ({}));
+    $("#login-error").textContent = (b.error && b.error.message) || "sign-in failed (HTTP " + r.status + ")";
+    return;
+  }
   $("#login").hidden = true;
-  refresh();
-  connectLive();
+  $("main").hidden = false;
+  await start();
+});
+$("#logout").addEventListener("click", async () => {
+  await fetch("/admin/logout", { method: "POST", credentials: "same-origin" }).catch(() => {});
+  if (source) { source.close(); source = null; }
+  needSignIn();
 });
 
 // ---------- tabs ----------
@@ -65,7 +93,8 @@ function show(tab) {
 }
 function refresh() {
   const t = state.tab;
-  const p = t === "overview" ? loadOverview() : t === "requests" ? loadRequests() : t === "providers" ? loadProviders() : t === "models" ? loadModels() : Promise.resolve();
+  const loaders = { overview: loadOverview, requests: loadRequests, providers: loadProviders, models: loadModels, clients: loadClients };
+  const p = loaders[t] ? loaders[t]() : Promise.resolve();
   p.catch((e) => showError(t, e));
 }
 function showError(tab, e) {
@@ -132,21 +161,23 @@ function drawChart(ov) {
   const metric = state.metric;
   const pts = ov.series.map((p) => ({ t: p.t, v: Number(p[metric]) || 0, errors: p.errors }));
   if (!ov.totals.requests) { box.append(emptyState("No requests in this range yet")); return; }
-  const W = 1000, H = 240, L = 64, R = 12, T = 12, B = 28;
+  // Drawn at the box's real width so labels keep their size on a phone.
+  const W = Math.max(280, Math.round(box.clientWidth || 1000)), H = 240, L = 64, R = 12, T = 12, B = 28;
   const max = Math.max(...pts.map((p) => p.v), metric === "cost" ? 1e-6 : 1);
+  const step = niceStep(max / 4, metric !== "cost"), top = step * Math.ceil(max / step);
   const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" });
   const fmt = metric === "cost" ? usd : int;
-  for (let i = 0; i <= 4; i++) {
-    const y = T + (H - T - B) * (1 - i / 4);
+  for (let v = 0; v <= top + step / 2; v += step) {
+    const y = T + (H - T - B) * (1 - v / top);
     svg.append(svgEl("line", { x1: L, x2: W - R, y1: y, y2: y, class: "axis" }));
     const lbl = svgEl("text", { x: L - 6, y: y + 4, "text-anchor": "end" });
-    lbl.textContent = metric === "cost" ? "$" + (max * i / 4).toPrecision(2) : nf.format(Math.round(max * i / 4));
+    lbl.textContent = metric === "cost" ? "$" + Number(v.toPrecision(3)) : nf.format(Math.round(v));
     svg.append(lbl);
   }
   const n = pts.length, slot = (W - L - R) / Math.max(n, 1), bw = Math.max(1, slot * 0.75);
-  const labelEvery = Math.ceil(n / 8);
+  const labelEvery = Math.ceil(n / Math.max(2, Math.floor((W - L) / 90)));
   pts.forEach((p, i) => {
-    const h = (H - T - B) * (p.v / max);
+    const h = (H - T - B) * (p.v / top);
     const x = L + i * slot + (slot - bw) / 2;
     const r = svgEl("rect", { x, y: H - B - h, width: bw, height: Math.max(h, p.v > 0 ? 1 : 0), class: "bar" });
     const tip = svgEl("title", {});
@@ -162,6 +193,20 @@ function drawChart(ov) {
   });
   box.append(svg);
 }
+
+// A round axis step (1, 2 or 5 × 10^n) near `raw`; whole numbers for counts.
+function niceStep(raw, whole) {
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const n = raw / mag;
+  const step = (n <= 1 ? 1 : n <= 2 ? 2 : n <= 5 ? 5 : 10) * mag;
+  return whole ? Math.max(1, Math.round(step)) : step;
+}
+
+let resizeTimer = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => { if (state.overview && state.tab === "overview") drawChart(state.overview); }, 150);
+});
 
 function drawBars(box, rows) {
   box.replaceChildren();
@@ -222,10 +267,17 @@ function statusPill(r) {
   const bad = r.status >= 400 || r.error_kind;
   return el("span", { class: "pill" + (bad ? " bad" : "") }, r.status + (r.error_kind ? " " + r.error_kind : ""));
 }
+// x402 rows show what was actually paid, on which network; the tx hash is in the title and the detail.
+function payment(r) {
+  if (!r.x402) return r.payment_method;
+  const p = r.x402;
+  return el("span", { title: (p.tx_hash ? "tx " + p.tx_hash + "\n" : "") + "to " + p.payee + "\nasset " + p.asset },
+    `x402 ${usd(p.amount_usd)} (${p.network})`);
+}
 function requestRow(r, full) {
   const cells = full
     ? [when(r.timestamp), r.client_key_id || "–", r.requested_model === r.model ? r.model : `${r.requested_model} → ${r.model}`, r.provider,
-       r.attempt > 1 ? "#" + r.attempt + " (fallback)" : "#" + r.attempt, null, null, null, null, r.payment_method]
+       r.attempt > 1 ? "#" + r.attempt + " (fallback)" : "#" + r.attempt, null, null, null, null, payment(r)]
     : [when(r.timestamp), r.model, r.provider, null, null, null, null];
   const tr = el("tr", { tabindex: "0" });
   const nums = { tokens: int(r.total_tokens), cost: r.priced ? usd(r.total_cost) : "unpriced", lat: ms(r.total_ms) };
@@ -306,8 +358,7 @@ $("#m-configured").addEventListener("change", drawModels);
 let source = null, retry = 1000;
 function connectLive() {
   if (source) source.close();
-  const url = "/admin/stream" + (token() ? "?access_token=" + encodeURIComponent(token()) : "");
-  source = new EventSource(url);
+  source = new EventSource("/admin/stream");
   source.addEventListener("hello", () => {
     retry = 1000;
     $("#live-dot").classList.add("on"); $("#live-dot").title = "connected";
@@ -327,7 +378,7 @@ function connectLive() {
     $("#live-dot").classList.remove("on"); $("#live-dot").title = "disconnected";
     $("#live-status").textContent = "disconnected — reconnecting…";
     // EventSource retries by itself on network errors; after an HTTP error it gives up, so retry here.
-    if (source.readyState === EventSource.CLOSED) { setTimeout(connectLive, retry); retry = Math.min(retry * 2, 30000); }
+    if (source.readyState === EventSource.CLOSED && session.signedIn) { setTimeout(connectLive, retry); retry = Math.min(retry * 2, 30000); }
   };
 }
 let ovTimer = null;
@@ -336,8 +387,65 @@ function scheduleOverview() {
   ovTimer = setTimeout(() => { ovTimer = null; loadOverview().catch(() => {}); }, 1500);
 }
 
+// ---------- clients ----------
+function limitsText(l) {
+  const parts = [];
+  const names = { requests_per_minute: "req/min", requests_per_hour: "req/h", requests_per_day: "req/day", tokens_per_minute: "tok/min", tokens_per_day: "tok/day" };
+  for (const [k, label] of Object.entries(names)) if (l && l[k]) parts.push(int(l[k]) + " " + label);
+  return parts.length ? parts.join(", ") : "none";
+}
+async function loadClients() {
+  const { data } = await api("/admin/clients");
+  const body = $("#clients-table tbody");
+  body.replaceChildren();
+  if (!data.length) body.append(el("tr", {}, el("td", { colspan: "9", class: "empty" }, "No clients yet — create one above and give its key to the app or person that will use the gateway.")));
+  for (const c of data) {
+    const cls = c.status === "active" ? "pill" : "pill bad";
+    const action = c.status === "active"
+      ? el("button", { type: "button", class: "danger", "aria-label": "Revoke " + c.name, onclick: () => revokeClient(c) }, "Revoke")
+      : "";
+    body.append(el("tr", { "data-client": c.id },
+      el("td", {}, c.name), el("td", {}, el("code", {}, c.key_prefix + "…")), el("td", {}, el("span", { class: cls }, c.status)),
+      el("td", {}, c.model_preferences && c.model_preferences.length ? c.model_preferences.join(", ") : "any"),
+      el("td", {}, limitsText(c.limits)),
+      el("td", { class: "num" }, c.budget_usd === null || c.budget_usd === undefined ? "–" : usd(c.budget_usd)),
+      el("td", { class: "num" }, usd(c.spent_month_to_date_usd || 0)),
+      el("td", {}, when(c.created_at)), el("td", {}, action)));
+  }
+}
+async function revokeClient(c) {
+  if (!confirm(`Revoke ${c.name}? Its key stops working at once.`)) return;
+  await api("/admin/clients/" + encodeURIComponent(c.id), { method: "DELETE" }).catch((e) => showError("clients", e));
+  loadClients().catch((e) => showError("clients", e));
+}
+$("#client-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const body = { name: $("#c-name").value.trim() };
+  const models = $("#c-models").value.split(",").map((m) => m.trim()).filter(Boolean);
+  if (models.length) body.model_preferences = models;
+  const limits = {};
+  if ($("#c-rpm").value) limits.requests_per_minute = Number($("#c-rpm").value);
+  if ($("#c-tpd").value) limits.tokens_per_day = Number($("#c-tpd").value);
+  if (Object.keys(limits).length) body.limits = limits;
+  if ($("#c-budget").value !== "") body.budget_usd = Number($("#c-budget").value);
+  try {
+    const c = await api("/admin/clients", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    $("#new-key-name").textContent = c.name;
+    $("#new-key-value").textContent = c.key;
+    $("#new-key").hidden = false;
+    $("#client-form").reset();
+    await loadClients();
+  } catch (err) { showError("clients", err); }
+});
+
 // ---------- start ----------
-const initial = (location.hash || "#overview").slice(1);
-show(["overview", "requests", "providers", "models", "live"].includes(initial) ? initial : "overview");
-connectLive();
-setInterval(() => { if (state.tab === "overview" || state.tab === "providers") refresh(); }, 30000);
+async function start() {
+  await loadSession();
+  if (session.authRequired && !session.signedIn) { needSignIn(); return; }
+  const initial = (location.hash || "#overview").slice(1);
+  const tabs = ["overview", "requests", "providers", "models", "live"].concat(session.clients ? ["clients"] : []);
+  show(tabs.includes(initial) ? initial : "overview");
+  connectLive();
+}
+start();
+setInterval(() => { if (session.signedIn && (state.tab === "overview" || state.tab === "providers")) refresh(); }, 30000);

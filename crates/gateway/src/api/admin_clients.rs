@@ -1,26 +1,25 @@
-//! The admin API for clients: `POST /admin/clients` (returns the key once), `GET /admin/clients`
-//! (prefixes and month-to-date spend, never keys), `GET|PATCH|DELETE /admin/clients/{id}` (DELETE
-//! revokes), `POST /admin/clients/{id}/rotate` (a new key, shown once; the old one stops working).
+//! The admin API for clients, under `/admin/api/` (and, as before, `/admin/`): `POST clients`
+//! (returns the key once), `GET clients` (prefixes and month-to-date spend, never keys),
+//! `GET|PATCH|DELETE clients/{id}` (DELETE revokes), `POST clients/{id}/rotate` (a new key, shown
+//! once; the old one stops working), `GET clients/{id}/usage`, `GET providers` (health).
+//! The operations themselves live in `clients::admin`, shared with the CLI.
 //! Every call needs `Authorization: Bearer $EKAI_ADMIN_TOKEN` (compared in constant time);
 //! without an admin token configured the API does not exist (404). Calls are logged (never keys).
 
 use super::AppState;
 use super::error::render;
-use crate::clients::limits::Limits;
-use crate::clients::{Client, OnDisallowed, Policy, key};
+use crate::clients::Client;
+use crate::clients::admin::{self, AdminError, Changes};
 use crate::error::GatewayError;
 use crate::ledger::money::{json_usd, to_nano};
-use crate::ledger::time::{format_rfc3339, now_ms, parse_rfc3339};
+use crate::ledger::time::{format_rfc3339, now_ms};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use ekai_wire::canonical::{Dialect, ErrorKind};
 use http::{HeaderMap, StatusCode};
-use rust_decimal::Decimal;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 fn error(status: StatusCode, kind: ErrorKind, message: impl Into<String>) -> Response {
     let mut e = GatewayError::invalid(message);
@@ -33,18 +32,9 @@ fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, ErrorKind::NotFound, "not found")
 }
 
-/// Whether the request carries `Authorization: Bearer <admin token>` (constant-time compare).
+/// The admin token as a bearer, or a dashboard sign-in cookie (see `session::is_admin`).
 pub(super) fn is_admin(s: &AppState, headers: &HeaderMap) -> bool {
-    let Some(token) = &s.clients.admin_token else {
-        return false;
-    };
-    let presented = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    presented.len() == token.expose().len()
-        && bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes()))
+    super::session::is_admin(s, headers)
 }
 
 /// None when the caller may proceed; otherwise the refusal.
@@ -98,6 +88,8 @@ fn client_json(s: &AppState, c: &Client) -> Value {
         "on_disallowed_model": c.policy.on_disallowed_model,
         "default_model": c.policy.default_model,
         "limits": c.policy.limits,
+        "providers": c.policy.providers,
+        "system_prompt_prefix": c.policy.system_prompt_prefix,
         "budget_usd": c.policy.budget_usd.map(|d| json_usd(to_nano(d))),
         "api_address": c.policy.api_address,
         "upstream_keys": c.upstream_sealed.keys().collect::<Vec<_>>(),
@@ -105,109 +97,32 @@ fn client_json(s: &AppState, c: &Client) -> Value {
     })
 }
 
-/// Fields of POST and PATCH (PATCH: every field optional; `null` clears an optional one).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Body {
-    name: Option<String>,
-    model_preferences: Option<Vec<String>>,
-    on_disallowed_model: Option<OnDisallowed>,
-    #[serde(default, deserialize_with = "present")]
-    default_model: Option<Option<String>>,
-    limits: Option<Limits>,
-    #[serde(default, deserialize_with = "present")]
-    budget_usd: Option<Option<serde_json::Number>>,
-    /// RFC 3339 time, or null for never.
-    #[serde(default, deserialize_with = "present")]
-    expires_at: Option<Option<String>>,
-    tags: Option<Value>,
-    /// Provider → the client's own upstream key (null removes it); stored encrypted, never shown.
-    upstream_keys: Option<std::collections::BTreeMap<String, Option<String>>>,
-}
-
-/// Distinguishes an absent field (None) from an explicit null (Some(None)).
-fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
-fn parse_body(bytes: &[u8]) -> Result<Body, String> {
+fn parse_body(bytes: &[u8]) -> Result<Changes, String> {
     serde_json::from_slice(bytes).map_err(|e| format!("invalid body: {e}"))
 }
 
-/// `apply`, its message rendered as a 400.
-fn apply_or_400(s: &AppState, c: &mut Client, b: Body) -> Option<Response> {
-    apply(c, b, s.clients.master_key()).err().map(bad)
-}
-
-/// Applies the body's fields onto `c`; Err is the client's mistake.
-fn apply(c: &mut Client, b: Body, master: Option<&crate::config::Secret>) -> Result<(), String> {
-    if let Some(keys) = b.upstream_keys {
-        for (provider, key) in keys {
-            match key {
-                None => {
-                    c.upstream_sealed.remove(&provider);
-                }
-                Some(k) if !k.trim().is_empty() => {
-                    let m = master.ok_or("upstream_keys need EKAI_MASTER_KEY")?;
-                    c.upstream_sealed
-                        .insert(provider, crate::clients::seal::seal(m, &c.id, k.trim())?);
-                }
-                Some(_) => return Err(format!("upstream_keys.{provider} must not be empty")),
-            }
-        }
+fn refusal(e: AdminError) -> Response {
+    match e {
+        AdminError::NotFound => not_found(),
+        AdminError::Invalid(m) => bad(m),
+        AdminError::Unavailable(m) => unavailable(m),
+        AdminError::Db(e) => super::usage::db_error(&e),
     }
-    if let Some(n) = b.name {
-        let n = n.trim().to_string();
-        if n.is_empty() || n.len() > 200 {
-            return Err("name must be 1 to 200 characters".into());
-        }
-        c.name = n;
-    }
-    if let Some(m) = b.model_preferences {
-        c.policy.model_preferences = m;
-    }
-    if let Some(o) = b.on_disallowed_model {
-        c.policy.on_disallowed_model = o;
-    }
-    if let Some(d) = b.default_model {
-        c.policy.default_model = d;
-    }
-    if let Some(l) = b.limits {
-        c.policy.limits = l;
-    }
-    if let Some(b) = b.budget_usd {
-        c.policy.budget_usd = match b {
-            None => None,
-            Some(n) => match n.to_string().parse::<Decimal>() {
-                Ok(d) if !d.is_sign_negative() && d < Decimal::from(1_000_000_000i64) => Some(d),
-                _ => {
-                    return Err(
-                        "budget_usd must be a non-negative number below 1e9, or null".into(),
-                    );
-                }
-            },
-        };
-    }
-    if let Some(e) = b.expires_at {
-        c.expires_at = match e {
-            None => None,
-            Some(t) => Some(parse_rfc3339(&t).ok_or_else(|| {
-                "expires_at must be an RFC 3339 time (2026-12-31T00:00:00Z) or null".to_string()
-            })?),
-        };
-    }
-    if let Some(t) = b.tags {
-        c.tags = t;
-    }
-    Ok(())
 }
 
 async fn reload(s: &AppState) {
     if let Err(e) = s.clients.reload().await {
         tracing::warn!("clients: reload after an admin change failed: {e}");
     }
+}
+
+/// The client as the API shows it, plus its new key (shown once).
+fn with_key(s: &AppState, c: &Client, key: String) -> Value {
+    let mut v = client_json(s, c);
+    v["key"] = Value::String(key);
+    v["key_notice"] =
+        Value::String("store this key now: it is shown only once and cannot be recovered".into());
+    v
 }
 
 pub async fn create(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -217,45 +132,17 @@ pub async fn create(State(s): State<Arc<AppState>>, headers: HeaderMap, body: By
     let (Some(store), Some(master)) = (s.clients.store(), s.clients.master_key()) else {
         return unavailable("set DATABASE_URL (a ledger database) and EKAI_MASTER_KEY");
     };
-    let b = match parse_body(&body) {
+    let changes = match parse_body(&body) {
         Ok(b) => b,
         Err(m) => return bad(m),
     };
-    if b.name.is_none() {
-        return bad("name is required");
-    }
-    let (secret, id) = match (key::generate_key(), key::new_client_id()) {
-        (Ok(k), Ok(i)) => (k, i),
-        _ => return unavailable("the system random number generator failed"),
+    let (c, key) = match admin::create(store, master, changes).await {
+        Ok(v) => v,
+        Err(e) => return refusal(e),
     };
-    let mut c = Client::from_row(
-        crate::ledger::store::ClientRow {
-            id,
-            name: String::new(),
-            key_prefix: key::shown_prefix(&secret),
-            key_hash: key::hash_key(master, &secret),
-            created_at: now_ms(),
-            expires_at: None,
-            revoked_at: None,
-            tags: "{}".into(),
-            policy: serde_json::to_string(&Policy::default()).unwrap_or_else(|_| "{}".into()),
-            upstream_keys: "{}".into(),
-        },
-        None,
-    );
-    if let Some(r) = apply_or_400(&s, &mut c, b) {
-        return r;
-    }
-    if let Err(e) = store.insert_client(&c.to_row()).await {
-        return super::usage::db_error(&e);
-    }
     reload(&s).await;
-    tracing::info!(client = %c.id, name = %c.name, prefix = %c.key_prefix, "admin: client created");
-    let mut v = client_json(&s, &c);
-    v["key"] = Value::String(secret);
-    v["key_notice"] =
-        Value::String("store this key now: it is shown only once and cannot be recovered".into());
-    (StatusCode::CREATED, axum::Json(v)).into_response()
+    tracing::info!(target: "ekai::audit", client = %c.id, name = %c.name, prefix = %c.key_prefix, "admin: client created");
+    (StatusCode::CREATED, axum::Json(with_key(&s, &c, key))).into_response()
 }
 
 pub async fn list(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -295,24 +182,16 @@ pub async fn update(
     let Some(store) = s.clients.store() else {
         return unavailable("set DATABASE_URL (a ledger database)");
     };
-    let Some(c) = s.clients.get(&id) else {
-        return not_found();
-    };
-    let b = match parse_body(&body) {
+    let changes = match parse_body(&body) {
         Ok(b) => b,
         Err(m) => return bad(m),
     };
-    let mut c = (*c).clone();
-    if let Some(r) = apply_or_400(&s, &mut c, b) {
-        return r;
-    }
-    match store.update_client(&c.to_row()).await {
-        Ok(true) => {}
-        Ok(false) => return not_found(),
-        Err(e) => return super::usage::db_error(&e),
-    }
+    let c = match admin::update(store, s.clients.master_key(), &id, changes).await {
+        Ok(c) => c,
+        Err(e) => return refusal(e),
+    };
     reload(&s).await;
-    tracing::info!(client = %c.id, "admin: client updated");
+    tracing::info!(target: "ekai::audit", client = %c.id, "admin: client updated");
     axum::Json(client_json(&s, &c)).into_response()
 }
 
@@ -327,20 +206,12 @@ pub async fn revoke(
     let Some(store) = s.clients.store() else {
         return unavailable("set DATABASE_URL (a ledger database)");
     };
-    let Some(c) = s.clients.get(&id) else {
-        return not_found();
+    let c = match admin::revoke(store, s.clients.master_key(), &id).await {
+        Ok(c) => c,
+        Err(e) => return refusal(e),
     };
-    let mut c = (*c).clone();
-    if c.revoked_at.is_none() {
-        c.revoked_at = Some(now_ms());
-    }
-    match store.update_client(&c.to_row()).await {
-        Ok(true) => {}
-        Ok(false) => return not_found(),
-        Err(e) => return super::usage::db_error(&e),
-    }
     reload(&s).await;
-    tracing::info!(client = %c.id, "admin: client revoked");
+    tracing::info!(target: "ekai::audit", client = %c.id, "admin: client revoked");
     axum::Json(client_json(&s, &c)).into_response()
 }
 
@@ -355,29 +226,37 @@ pub async fn rotate(
     let (Some(store), Some(master)) = (s.clients.store(), s.clients.master_key()) else {
         return unavailable("set DATABASE_URL (a ledger database) and EKAI_MASTER_KEY");
     };
+    let (c, key) = match admin::rotate(store, master, &id).await {
+        Ok(v) => v,
+        Err(e) => return refusal(e),
+    };
+    reload(&s).await;
+    tracing::info!(target: "ekai::audit", client = %c.id, prefix = %c.key_prefix, "admin: client key rotated");
+    axum::Json(with_key(&s, &c, key)).into_response()
+}
+
+/// `GET /admin/api/clients/{id}/usage`: the client's usage and cost (the `/usage` report filtered
+/// to its key; `startTime`, `endTime`, `groupBy` as there), with its month-to-date spend.
+pub async fn usage(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    axum::extract::Query(mut q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = check_admin(&s, &headers) {
+        return r;
+    }
     if s.clients.get(&id).is_none() {
         return not_found();
     }
-    let Ok(secret) = key::generate_key() else {
-        return unavailable("the system random number generator failed");
-    };
-    let prefix = key::shown_prefix(&secret);
-    match store
-        .set_client_key(&id, &prefix, &key::hash_key(master, &secret))
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => return not_found(),
-        Err(e) => return super::usage::db_error(&e),
+    q.insert("key".into(), id);
+    super::usage::get_usage(State(s), axum::extract::Query(q)).await
+}
+
+/// `GET /admin/api/providers`: configured providers with their health, for scripts.
+pub async fn providers(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(r) = check_admin(&s, &headers) {
+        return r;
     }
-    reload(&s).await;
-    tracing::info!(client = %id, prefix = %prefix, "admin: client key rotated");
-    let Some(c) = s.clients.get(&id) else {
-        return not_found();
-    };
-    let mut v = client_json(&s, &c);
-    v["key"] = Value::String(secret);
-    v["key_notice"] =
-        Value::String("store this key now: it is shown only once and cannot be recovered".into());
-    axum::Json(v).into_response()
+    super::stats::providers(State(s)).await
 }

@@ -115,11 +115,18 @@ pub async fn guard(State(s): State<Arc<AppState>>, mut req: Request, next: Next)
         return next.run(req).await;
     }
     let preferences = path == "/user/preferences";
-    if !reg.keys_required() && !preferences {
+    let presented = presented_key(req.headers(), req.uri().query());
+    // A wallet session token (Sapphire mode) authenticates in every mode.
+    let wallet = presented.is_some_and(crate::clients::wallet::is_wallet_token);
+    if !reg.keys_required() && !preferences && !wallet {
         return next.run(req).await;
     }
     let dialect = dialect_for_path(&path);
-    let client = match reg.authenticate(presented_key(req.headers(), req.uri().query())) {
+    let authenticated = match presented {
+        Some(token) if wallet => reg.authenticate_wallet(token).await,
+        other => reg.authenticate(other),
+    };
+    let client = match authenticated {
         Ok(c) => c,
         Err(why) => {
             // The key is never logged: only its shape and the outcome.
@@ -131,7 +138,7 @@ pub async fn guard(State(s): State<Arc<AppState>>, mut req: Request, next: Next)
     let admitted = if preferences || req.method() != http::Method::POST {
         None
     } else {
-        match reg.admit(&client) {
+        match reg.admit(&client).await {
             Ok(a) => a,
             Err(r) => {
                 let e = GatewayError::client_rate_limited(

@@ -4,17 +4,18 @@
 
 use super::AppState;
 use super::error::render;
-use super::stats;
+use super::{session, stats};
 use crate::error::GatewayError;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use ekai_wire::canonical::{Dialect, ErrorKind};
 use http::{HeaderValue, StatusCode, header};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use subtle::ConstantTimeEq;
 
 const INDEX_HTML: &str = include_str!("../../assets/dashboard/index.html");
 const APP_JS: &str = include_str!("../../assets/dashboard/app.js");
@@ -36,6 +37,9 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/dashboard/app.js", get(app_js))
         .route("/dashboard/app.css", get(app_css))
         .route("/dashboard/favicon.svg", get(favicon))
+        .route("/admin/login", post(login))
+        .route("/admin/logout", post(logout))
+        .route("/admin/session", get(session_info))
         .merge(admin)
 }
 
@@ -80,62 +84,109 @@ fn denied(status: StatusCode, kind: ErrorKind, message: &str) -> Response {
     render(Dialect::OpenAiChat, &e)
 }
 
-/// Byte-wise comparison that does not stop at the first difference.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// With an admin token configured: the token as a bearer (CLI, scripts) or a sign-in cookie (the
+/// page, see `session`). Without one (open mode): loopback peers only.
+async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if state.admin_token.is_some() {
+        if session::is_admin(&state, req.headers()) {
+            return next.run(req).await;
+        }
+        let message = if req.headers().contains_key(header::AUTHORIZATION) {
+            "the admin token is not valid"
+        } else {
+            "sign in with the admin token (POST /admin/login) or send Authorization: Bearer <EKAI_ADMIN_TOKEN>"
+        };
+        return denied(StatusCode::UNAUTHORIZED, ErrorKind::Authentication, message);
+    }
+    if is_remote(&req) {
+        return denied(
+            StatusCode::FORBIDDEN,
+            ErrorKind::PermissionDenied,
+            "the dashboard API is reachable from loopback only unless EKAI_ADMIN_TOKEN is set",
+        );
+    }
+    next.run(req).await
 }
 
-/// With an admin token configured: `Authorization: Bearer <token>` (or, for `EventSource`, which
-/// cannot set headers, `?access_token=` on `/admin/stream`). Without one (open mode): loopback
-/// peers only.
-///
-/// TODO(keys mode): replace the bearer check with the login form + session cookie (httpOnly,
-/// SameSite=Strict, random id) once the admin/clients work lands, and share its token field.
-async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    match &state.admin_token {
-        Some(token) => {
-            let bearer = req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim);
-            let query = (req.uri().path() == "/admin/stream")
-                .then(|| req.uri().query())
-                .flatten()
-                .and_then(|q| {
-                    q.split('&')
-                        .find_map(|kv| kv.strip_prefix("access_token="))
-                        .map(str::to_string)
-                });
-            let given = bearer.map(str::to_string).or(query);
-            match given {
-                Some(g) if same(g.as_bytes(), token.expose().as_bytes()) => next.run(req).await,
-                Some(_) => denied(
-                    StatusCode::UNAUTHORIZED,
-                    ErrorKind::Authentication,
-                    "the admin token is not valid",
-                ),
-                None => denied(
-                    StatusCode::UNAUTHORIZED,
-                    ErrorKind::Authentication,
-                    "this endpoint needs the admin token: Authorization: Bearer <EKAI_ADMIN_TOKEN>",
-                ),
-            }
-        }
-        None => {
-            let peer = req
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip());
-            match peer {
-                Some(ip) if !ip.is_loopback() => denied(
-                    StatusCode::FORBIDDEN,
-                    ErrorKind::PermissionDenied,
-                    "the dashboard API is reachable from loopback only unless EKAI_ADMIN_TOKEN is set",
-                ),
-                _ => next.run(req).await,
-            }
-        }
+fn is_remote(req: &Request) -> bool {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|c| !c.0.ip().is_loopback())
+}
+
+#[derive(serde::Deserialize)]
+struct Login {
+    token: String,
+}
+
+/// `POST /admin/login {"token": "<EKAI_ADMIN_TOKEN>"}` → 204 with the session cookie.
+async fn login(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+    let Some(admin) = &state.admin_token else {
+        return denied(
+            StatusCode::NOT_FOUND,
+            ErrorKind::NotFound,
+            "no admin token is configured: the dashboard is open to loopback peers without sign-in",
+        );
+    };
+    let Ok(Login { token }) = serde_json::from_slice::<Login>(&body) else {
+        return denied(
+            StatusCode::BAD_REQUEST,
+            ErrorKind::InvalidRequest,
+            "the body must be JSON: {\"token\": \"<EKAI_ADMIN_TOKEN>\"}",
+        );
+    };
+    let token = token.trim();
+    let ok = token.len() == admin.expose().len()
+        && bool::from(token.as_bytes().ct_eq(admin.expose().as_bytes()));
+    if !ok {
+        tracing::warn!("dashboard: refused a sign-in with a wrong admin token");
+        return denied(
+            StatusCode::UNAUTHORIZED,
+            ErrorKind::Authentication,
+            "the admin token is not valid",
+        );
     }
+    let Some(id) = state.sessions.create() else {
+        return denied(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Overloaded,
+            "the system random number generator failed",
+        );
+    };
+    with_cookie(StatusCode::NO_CONTENT, &session::set_cookie(&id))
+}
+
+/// `POST /admin/logout`: ends the session on the server and clears the cookie.
+async fn logout(State(state): State<Arc<AppState>>, headers: http::HeaderMap) -> Response {
+    if let Some(id) = session::from_headers(&headers) {
+        state.sessions.end(id);
+    }
+    with_cookie(StatusCode::NO_CONTENT, &session::clear_cookie())
+}
+
+/// `GET /admin/session`: what the page should show (sign-in form, Clients tab). Reveals nothing
+/// but whether sign-in is needed and whether this caller has it.
+async fn session_info(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let auth_required = state.admin_token.is_some();
+    let signed_in = if auth_required {
+        session::is_admin(&state, req.headers())
+    } else {
+        !is_remote(&req)
+    };
+    axum::Json(serde_json::json!({
+        "auth_required": auth_required,
+        "signed_in": signed_in,
+        "clients": auth_required && state.clients.store().is_some(),
+    }))
+    .into_response()
+}
+
+fn with_cookie(status: StatusCode, cookie: &str) -> Response {
+    let mut r = status.into_response();
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }

@@ -32,6 +32,17 @@ pub fn render(dialect: Dialect, e: &GatewayError) -> Response {
     {
         h.insert(header::RETRY_AFTER, v);
     }
+    if let Some((limit, reset)) = e.token_limit {
+        for (name, v) in [
+            ("x-ratelimit-limit-tokens", limit.to_string()),
+            ("x-ratelimit-remaining-tokens", "0".to_string()),
+            ("x-ratelimit-reset-tokens", format!("{reset}s")),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                h.insert(name, v);
+            }
+        }
+    }
     match e.origin {
         crate::error::Origin::Internal => {
             tracing::error!(status = e.status.as_u16(), "{}", e.message)

@@ -13,6 +13,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use ekai_wire::canonical::Dialect;
 use http::{HeaderMap, HeaderValue, header};
+use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -146,12 +147,26 @@ async fn run(
         url_model: url_target.map(|(model, _)| model),
         client_key_id: client.as_ref().map(|c| c.id.clone()),
         client_budget: client.as_ref().and_then(|c| s.clients.budget_for(c)),
+        client_tokens: client.as_ref().and_then(|c| s.clients.tokens_for(c)),
+        provider_pins: client
+            .as_ref()
+            .filter(|c| !c.policy.providers.is_empty())
+            .map(|c| c.policy.providers.clone().into()),
+        system_prefix: client
+            .as_ref()
+            .and_then(|c| c.policy.system_prompt_prefix.as_deref())
+            .map(Arc::from),
         upstream_keys: client
             .as_ref()
             .filter(|c| !c.upstream_keys.is_empty())
             .map(|c| Arc::clone(&c.upstream_keys)),
+        sealed: None,
     };
     let result = async {
+        if s.sapphire.enabled() {
+            let caller = sapphire_caller(client.as_deref())?;
+            ctx.sealed = Some((Arc::clone(&s.sapphire), caller));
+        }
         if parts
             .headers
             .get(HOP_HEADER)
@@ -206,6 +221,28 @@ async fn run(
     resp
 }
 
+/// Sapphire mode: the caller is a logged-in wallet (the delegate); the owner whose keys and
+/// permissions apply is its `api_address` preference, else the wallet itself.
+fn sapphire_caller(client: Option<&Client>) -> Result<crate::sapphire::Caller, GatewayError> {
+    let Some(delegate) = client.and_then(crate::clients::wallet::wallet_of) else {
+        return Err(GatewayError::sapphire(
+            http::StatusCode::UNAUTHORIZED,
+            "WALLET_LOGIN_REQUIRED",
+            "this gateway runs in Sapphire mode: log in with a wallet (POST /auth/login with an EIP-712 signed Login message) and send the token as `Authorization: Bearer ekw_…`",
+        ));
+    };
+    let owner = match client.and_then(|c| c.policy.api_address.as_deref()) {
+        None => delegate,
+        Some(a) => a.trim().parse().map_err(|_| {
+            GatewayError::invalid(
+                "your api_address preference is not an EVM address (0x + 40 hex digits); fix it with PUT /user/preferences",
+            )
+            .with_param(Some("api_address".into()))
+        })?,
+    };
+    Ok(crate::sapphire::Caller { owner, delegate })
+}
+
 async fn read_body(
     headers: &HeaderMap,
     body: axum::body::Body,
@@ -216,23 +253,55 @@ async fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
+        drain(body).await;
         return Err(GatewayError::too_large(limit));
     }
-    match axum::body::to_bytes(body, limit).await {
-        Ok(b) => Ok(b),
-        Err(e) => {
-            let too_large =
-                std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
-                    e.source()
-                })
-                .any(|e| e.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                Err(GatewayError::too_large(limit))
-            } else {
-                Err(GatewayError::invalid(format!(
+    let mut body = body;
+    // Most bodies arrive as one frame: keep it as is, copy only when a second one comes.
+    let mut first: Option<Bytes> = None;
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        match body.frame().await {
+            None => return Ok(first.unwrap_or_else(|| buf.freeze())),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let have = first.as_ref().map_or(buf.len(), Bytes::len);
+                    if have + data.len() > limit {
+                        drain(body).await;
+                        return Err(GatewayError::too_large(limit));
+                    }
+                    match first.take() {
+                        None if buf.is_empty() => first = Some(data),
+                        None => buf.extend_from_slice(&data),
+                        Some(f) => {
+                            buf.reserve(f.len() + data.len());
+                            buf.extend_from_slice(&f);
+                            buf.extend_from_slice(&data);
+                        }
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                return Err(GatewayError::invalid(format!(
                     "could not read the request body: {e}"
-                )))
+                )));
             }
         }
     }
+}
+
+/// Reads and discards what is left of a refused body (at most 16 MiB, for at most 2 s), so the
+/// client, still sending, receives the 413 instead of a reset connection.
+async fn drain(mut body: axum::body::Body) {
+    const MAX: usize = 16 * 1024 * 1024;
+    let mut seen = 0usize;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while seen < MAX {
+            match body.frame().await {
+                Some(Ok(f)) => seen += f.data_ref().map_or(0, |d| d.len()),
+                _ => break,
+            }
+        }
+    })
+    .await;
 }

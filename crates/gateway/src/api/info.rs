@@ -20,7 +20,7 @@ pub async fn health(State(s): State<Arc<AppState>>) -> Json<Value> {
         .proxy
         .router
         .health()
-        .filter(|(p, _)| p.config.is_configured())
+        .filter(|(p, _)| s.proxy.router.usable(p))
         .map(|(p, h)| {
             json!({
                 "name": p.name(),

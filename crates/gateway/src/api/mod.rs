@@ -7,6 +7,8 @@ mod dashboard;
 mod error;
 mod generate;
 mod info;
+mod sapphire;
+mod session;
 mod stats;
 mod usage;
 
@@ -35,9 +37,15 @@ pub struct AppState {
     pub live: Option<tokio::sync::broadcast::Sender<Arc<UsageRecord>>>,
     /// When set, the dashboard's API requires `Authorization: Bearer <token>`.
     pub admin_token: Option<Secret>,
+    /// Browser origins allowed by CORS (empty: CORS off).
+    pub cors_origins: Vec<String>,
+    /// Dashboard sign-ins (session cookies), see `session`.
+    pub sessions: session::Sessions,
     /// Flipped to true when the server begins to shut down: ends the open `/admin/stream`s so that
     /// graceful shutdown does not wait for them forever.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// The X25519 key of sealed secrets and, in Sapphire mode, the control plane.
+    pub sapphire: Arc<crate::sapphire::Sapphire>,
 }
 
 impl AppState {
@@ -51,7 +59,10 @@ impl AppState {
             id_seed,
             live: None,
             admin_token: None,
+            cors_origins: Vec::new(),
+            sessions: session::Sessions::default(),
             stopping: tokio::sync::watch::Sender::new(false),
+            sapphire: Arc::new(crate::sapphire::Sapphire::disabled()),
         }
     }
 
@@ -68,8 +79,18 @@ impl AppState {
         self
     }
 
+    pub fn with_cors(mut self, origins: Vec<String>) -> Self {
+        self.cors_origins = origins;
+        self
+    }
+
     pub fn with_ledger(mut self, ledger: Option<Ledger>) -> Self {
         self.ledger = ledger;
+        self
+    }
+
+    pub fn with_sapphire(mut self, sapphire: Arc<crate::sapphire::Sapphire>) -> Self {
+        self.sapphire = sapphire;
         self
     }
 
@@ -93,18 +114,24 @@ impl AppState {
 ///    `/chat/completions`, `/responses`, `/embeddings`, `/openai/*` (Azure-style), `/user/preferences`): reloads the client cache when stale,
 ///    authenticates the key when keys are required (401 in the path's dialect otherwise), then
 ///    applies the client's rate limits (429 with `Retry-After`), and puts the `Client` in the
-///    request's extensions. In open mode it lets everything through untouched. In keys mode it
+///    request's extensions. A wallet session token (`ekw_…`, Sapphire mode) is authenticated in
+///    every mode. In open mode it lets everything else through untouched. In keys mode it
 ///    also requires the admin token on `/usage` and `/budget` (everyone's usage, the global cap).
 /// 2. The handlers. Handlers read their own bodies within `body_limit` so that an oversized or
 ///    malformed body is answered in the client's dialect; axum's default body limit is therefore
 ///    disabled. `generate` applies the client's model policy once the body is read, and the proxy
-///    admits the client's budget beside the gateway's; the ledger records the client id.
+///    admits the client's budget beside the gateway's; the ledger records the client id. In
+///    Sapphire mode `generate` requires a wallet client (401 `WALLET_LOGIN_REQUIRED`) and the
+///    proxy checks each candidate on chain before trying it.
+///
+/// `/rofl/public-key` is public; `/auth/login` checks its own EIP-712 signature.
 ///
 /// `/admin/clients*` checks the admin token in its handlers (404 when none is configured);
 /// `dashboard::guard` protects `/admin/stats/*` and `/admin/stream` (admin token, or loopback peers
 /// when no token is configured).
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let cors = cors_layer(&state.cors_origins);
+    let app = Router::new()
         .route("/", get(info::root))
         .route("/health", get(info::health))
         .route("/v1/models", get(info::models))
@@ -137,17 +164,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/user/preferences",
             get(clients::get_preferences).put(clients::put_preferences),
         )
-        .route(
-            "/admin/clients",
-            get(admin_clients::list).post(admin_clients::create),
-        )
-        .route(
-            "/admin/clients/{id}",
-            get(admin_clients::show)
-                .patch(admin_clients::update)
-                .delete(admin_clients::revoke),
-        )
-        .route("/admin/clients/{id}/rotate", post(admin_clients::rotate))
+        .merge(admin_client_routes())
+        .route("/rofl/public-key", get(sapphire::public_key))
+        .route("/auth/login", post(sapphire::login))
         .fallback(info::not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -155,7 +174,55 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::disable())
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(c) => app.layer(c),
+        None => app,
+    }
+}
+
+/// CORS for the configured origins (outermost, so preflights are answered before the key check,
+/// as browsers send them without credentials). Off (None) when no origin is configured.
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| http::HeaderValue::from_str(o).ok()),
+        )
+    };
+    let expose = [
+        "x-request-id",
+        "x-ekai-provider",
+        "x-ekai-model",
+        "retry-after",
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-tokens",
+    ]
+    .map(http::HeaderName::from_static);
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([
+                http::Method::GET,
+                http::Method::POST,
+                http::Method::PUT,
+                http::Method::OPTIONS,
+            ])
+            .allow_headers(AllowHeaders::mirror_request())
+            .expose_headers(expose)
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
 
 /// Set on every response, errors and refusals included: the API serves JSON and event streams
@@ -172,13 +239,40 @@ async fn security_headers(mut resp: axum::response::Response) -> axum::response:
     resp
 }
 
-/// The dashboard's own listener (`UI_PORT`): the page at `/` and under `/dashboard`, its JSON API
-/// and `/budget`; nothing that proxies to a provider.
+/// The admin API for clients (each handler checks the admin token or sign-in cookie itself).
+fn admin_client_routes() -> Router<Arc<AppState>> {
+    let mut r = Router::new();
+    // `/admin/api/…` is the documented prefix; `/admin/…` stays for existing scripts.
+    for base in ["/admin/api", "/admin"] {
+        r = r
+            .route(
+                &format!("{base}/clients"),
+                get(admin_clients::list).post(admin_clients::create),
+            )
+            .route(
+                &format!("{base}/clients/{{id}}"),
+                get(admin_clients::show)
+                    .patch(admin_clients::update)
+                    .delete(admin_clients::revoke),
+            )
+            .route(
+                &format!("{base}/clients/{{id}}/rotate"),
+                post(admin_clients::rotate),
+            );
+    }
+    r.route("/admin/api/clients/{id}/usage", get(admin_clients::usage))
+        .route("/admin/api/providers", get(admin_clients::providers))
+}
+
+/// The dashboard's own listener (`UI_PORT`): the page at `/` and under `/dashboard`, its JSON API,
+/// the clients admin API (the Clients page) and `/budget`; nothing that proxies to a provider.
 pub fn ui_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(dashboard::index))
         .route("/budget", get(budget::get_budget).put(budget::put_budget))
         .merge(dashboard::routes(Arc::clone(&state)))
+        .merge(admin_client_routes())
         .fallback(info::not_found)
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }

@@ -45,6 +45,7 @@ pub(super) fn ledger_disabled() -> Response {
             param: None,
             code: Some("ledger_disabled"),
             retry_after: None,
+            token_limit: None,
             origin: Origin::Client,
         },
     )
@@ -282,6 +283,15 @@ pub(super) fn record_json(r: &Row) -> Value {
         "first_byte_ms": r.first_byte_ms,
         "total_ms": r.total_ms,
         "payment_method": r.payment_method,
+        "x402": r.x402.as_ref().map(|p| json!({
+            "amount_atomic": p.amount_atomic,
+            "amount_usd": json_usd(p.amount_nano),
+            "asset": p.asset,
+            "network": p.network,
+            "payer": p.payer,
+            "payee": p.payee,
+            "tx_hash": p.tx_hash,
+        })),
     })
 }
 
@@ -296,13 +306,16 @@ fn csv_field(out: &mut String, v: &str) {
 }
 
 pub(super) fn to_csv(rows: &[Row]) -> String {
-    const HEADER: &str = "request_id,attempt,timestamp,provider,model,requested_model,client_key_id,status,error_kind,input_tokens,cache_read_input_tokens,cache_write_input_tokens,output_tokens,reasoning_tokens,total_tokens,input_cost,cache_read_cost,cache_write_cost,output_cost,total_cost,priced,usage_estimated,streamed,client_disconnected,first_byte_ms,total_ms,payment_method\n";
+    const HEADER: &str = "request_id,attempt,timestamp,provider,model,requested_model,client_key_id,status,error_kind,input_tokens,cache_read_input_tokens,cache_write_input_tokens,output_tokens,reasoning_tokens,total_tokens,input_cost,cache_read_cost,cache_write_cost,output_cost,total_cost,priced,usage_estimated,streamed,client_disconnected,first_byte_ms,total_ms,payment_method,x402_amount_atomic,x402_amount_usd,x402_asset,x402_network,x402_payer,x402_payee,x402_tx_hash\n";
     let mut out = String::from(HEADER);
     let usd = |n: i64| crate::ledger::money::from_nano(n).to_string();
     for r in rows {
         let c = r.cost;
         let cost = |f: fn(&crate::ledger::store::NanoCost) -> i64| {
             c.as_ref().map(|c| usd(f(c))).unwrap_or_default()
+        };
+        let x = |f: fn(&crate::ledger::store::X402Paid) -> String| {
+            r.x402.as_ref().map(f).unwrap_or_default()
         };
         let fields = [
             r.request_id.clone(),
@@ -332,6 +345,13 @@ pub(super) fn to_csv(rows: &[Row]) -> String {
             r.first_byte_ms.map(|v| v.to_string()).unwrap_or_default(),
             r.total_ms.to_string(),
             r.payment_method.clone(),
+            x(|p| p.amount_atomic.clone()),
+            x(|p| crate::ledger::money::from_nano(p.amount_nano).to_string()),
+            x(|p| p.asset.clone()),
+            x(|p| p.network.clone()),
+            x(|p| p.payer.clone()),
+            x(|p| p.payee.clone()),
+            x(|p| p.tx_hash.clone().unwrap_or_default()),
         ];
         for (i, f) in fields.iter().enumerate() {
             if i > 0 {

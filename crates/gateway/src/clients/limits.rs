@@ -28,6 +28,53 @@ const MINUTE: u64 = 60;
 const HOUR: u64 = 3600;
 const DAY: u64 = 86_400;
 
+/// One kind of window, for stores that address windows by name (`shared_limits`).
+pub struct WindowSpec {
+    pub name: &'static str,
+    pub what: &'static str,
+    pub len: u64,
+    pub tokens: bool,
+    pub limit: fn(&Limits) -> Option<u64>,
+}
+
+pub const WINDOWS: [WindowSpec; 5] = [
+    WindowSpec {
+        name: "rpm",
+        what: "requests per minute",
+        len: MINUTE,
+        tokens: false,
+        limit: |l| l.requests_per_minute,
+    },
+    WindowSpec {
+        name: "rph",
+        what: "requests per hour",
+        len: HOUR,
+        tokens: false,
+        limit: |l| l.requests_per_hour,
+    },
+    WindowSpec {
+        name: "rpd",
+        what: "requests per day",
+        len: DAY,
+        tokens: false,
+        limit: |l| l.requests_per_day,
+    },
+    WindowSpec {
+        name: "tpm",
+        what: "tokens per minute",
+        len: MINUTE,
+        tokens: true,
+        limit: |l| l.tokens_per_minute,
+    },
+    WindowSpec {
+        name: "tpd",
+        what: "tokens per day",
+        len: DAY,
+        tokens: true,
+        limit: |l| l.tokens_per_day,
+    },
+];
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Window {
     /// Start of the window (unix seconds, a multiple of its length).
@@ -62,6 +109,13 @@ pub struct Refusal {
     pub limit: u64,
     /// Seconds until the window resets (≥ 1).
     pub retry_after: u64,
+}
+
+/// Tokens reserved for one request, and in which windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reserved {
+    pub tokens: u64,
+    starts: [Option<u64>; 2],
 }
 
 /// What a passing request may put in `x-ratelimit-*` headers (the tightest request window).
@@ -118,6 +172,48 @@ impl Counters {
         Ok(tightest)
     }
 
+    /// Reserves a request's estimated tokens in the token windows, refusing when they do not fit.
+    /// A request estimated above the whole limit still passes into an EMPTY window (the estimate
+    /// is rough, and refusing it would lock the client out for good).
+    pub fn reserve_tokens(&mut self, l: &Limits, est: u64, now: u64) -> Result<Reserved, Refusal> {
+        let toks = [
+            (l.tokens_per_minute, MINUTE, "tokens per minute"),
+            (l.tokens_per_day, DAY, "tokens per day"),
+        ];
+        for (i, (limit, len, what)) in toks.iter().enumerate() {
+            if let Some(limit) = *limit {
+                let w = self.tok[i].at(*len, now);
+                if w.count >= limit || (w.count > 0 && w.count + est > limit) {
+                    return Err(refusal(what, true, limit, w.start + len - now));
+                }
+            }
+        }
+        let mut starts = [None; 2];
+        for (i, (limit, len, _)) in toks.iter().enumerate() {
+            if limit.is_some() {
+                let w = self.tok[i].at(*len, now);
+                w.count += est;
+                starts[i] = Some(w.start);
+            }
+        }
+        Ok(Reserved {
+            tokens: est,
+            starts,
+        })
+    }
+
+    /// Gives a reservation back (the real tokens are added by `add_tokens`); a window that has
+    /// rolled over since is left alone.
+    pub fn release_tokens(&mut self, r: &Reserved) {
+        for (i, start) in r.starts.iter().enumerate() {
+            if let Some(start) = start
+                && self.tok[i].start == *start
+            {
+                self.tok[i].count = self.tok[i].count.saturating_sub(r.tokens);
+            }
+        }
+    }
+
     /// Adds a finished request's tokens to the token windows.
     pub fn add_tokens(&mut self, n: u64, now: u64) {
         self.tok[0].at(MINUTE, now).count += n;
@@ -125,7 +221,7 @@ impl Counters {
     }
 }
 
-fn refusal(what: &'static str, tokens: bool, limit: u64, retry_after: u64) -> Refusal {
+pub fn refusal(what: &'static str, tokens: bool, limit: u64, retry_after: u64) -> Refusal {
     Refusal {
         what,
         tokens,
@@ -174,6 +270,40 @@ mod tests {
         let r = c.admit(&l, t).unwrap_err();
         assert!(r.tokens);
         assert_eq!(c.admit(&l, t + 60 - t % 60).unwrap().unwrap().remaining, 97);
+    }
+
+    #[test]
+    fn token_reservations_refuse_what_does_not_fit_and_are_given_back() {
+        let l = Limits {
+            tokens_per_minute: Some(1_000),
+            ..Limits::default()
+        };
+        let mut c = Counters::default();
+        let a = c.reserve_tokens(&l, 600, 120).unwrap();
+        let e = c.reserve_tokens(&l, 600, 121).unwrap_err();
+        assert_eq!(
+            (e.what, e.tokens, e.limit, e.retry_after),
+            ("tokens per minute", true, 1_000, 59)
+        );
+        let b = c.reserve_tokens(&l, 400, 122).unwrap();
+        // The first finishes with 100 real tokens: its reservation is replaced by them.
+        c.release_tokens(&a);
+        c.add_tokens(100, 123);
+        assert!(c.reserve_tokens(&l, 500, 124).is_ok());
+        c.release_tokens(&b);
+        // An estimate above the whole limit passes into an empty window only.
+        let mut fresh = Counters::default();
+        assert!(fresh.reserve_tokens(&l, 5_000, 120).is_ok());
+        assert!(fresh.reserve_tokens(&l, 1, 121).is_err());
+        // A release after the window rolled over changes nothing in the new window.
+        let r = fresh.reserve_tokens(&l, 10, 180);
+        assert!(r.is_ok());
+        let mut later = Counters::default();
+        let old = later.reserve_tokens(&l, 10, 170).unwrap();
+        later.add_tokens(7, 185);
+        later.release_tokens(&old);
+        assert!(later.reserve_tokens(&l, 993, 186).is_ok());
+        assert!(later.reserve_tokens(&l, 1, 187).is_err());
     }
 
     #[test]

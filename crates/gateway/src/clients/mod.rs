@@ -6,11 +6,14 @@
 //! picked up within seconds, without a background task). Rate-limit counters (`limits`) live beside
 //! the cache, per client id, and survive reloads.
 
+pub mod admin;
 pub mod key;
 pub mod limits;
 pub mod seal;
+pub mod shared_limits;
+pub mod wallet;
 
-use crate::accounting::{Budget as BudgetTrait, Hold, Sink, UsageRecord};
+use crate::accounting::{Budget as BudgetTrait, Hold, Sink, TokenLimits, UsageRecord};
 use crate::config::{AuthConfig, AuthMode, Secret};
 use crate::error::GatewayError;
 use crate::ledger::Ledger;
@@ -56,7 +59,15 @@ pub struct Policy {
     /// Monthly cap in USD; None = no cap of its own (the gateway's cap still applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_usd: Option<Decimal>,
-    /// `PUT /user/preferences`: where the client says it reaches the gateway (informational).
+    /// Providers this client's requests may be routed to (config names); empty = any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<String>,
+    /// Text put before the request's own system prompt (as its first part), whatever API the
+    /// client speaks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt_prefix: Option<String>,
+    /// `PUT /user/preferences`: in Sapphire mode, the owner address whose on-chain keys and
+    /// permissions a wallet client uses (delegation); informational otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_address: Option<String>,
 }
@@ -174,6 +185,10 @@ pub struct Registry {
     loaded_at: AtomicI64,
     reloading: tokio::sync::Mutex<()>,
     counters: Mutex<HashMap<String, limits::Counters>>,
+    /// Wallet sessions already looked up (Sapphire mode).
+    wallets: wallet::Sessions,
+    /// Set with `REDIS_URL`: the windows live in Redis instead of `counters`.
+    shared: Option<shared_limits::RedisLimits>,
 }
 
 fn now_secs() -> u64 {
@@ -192,7 +207,15 @@ impl Registry {
             loaded_at: AtomicI64::new(0),
             reloading: tokio::sync::Mutex::new(()),
             counters: Mutex::new(HashMap::new()),
+            wallets: wallet::Sessions::default(),
+            shared: match &auth.redis_url {
+                Some(url) => Some(shared_limits::RedisLimits::connect(url).await?),
+                None => None,
+            },
         };
+        if r.shared.is_some() {
+            tracing::info!("clients: rate-limit windows are shared through Redis");
+        }
         r.reload().await?;
         Ok(r)
     }
@@ -208,6 +231,8 @@ impl Registry {
             loaded_at: AtomicI64::new(0),
             reloading: tokio::sync::Mutex::new(()),
             counters: Mutex::new(HashMap::new()),
+            wallets: wallet::Sessions::default(),
+            shared: None,
         }
     }
 
@@ -331,19 +356,53 @@ impl Registry {
         Ok(found)
     }
 
-    /// Rate limits: checks and counts the request for `client` in one step.
-    pub fn admit(&self, client: &Client) -> Result<Option<limits::Admitted>, limits::Refusal> {
+    /// Rate limits: checks and counts the request for `client` in one step (in Redis when
+    /// configured, so that every instance sees the same windows).
+    pub async fn admit(
+        &self,
+        client: &Client,
+    ) -> Result<Option<limits::Admitted>, limits::Refusal> {
+        if let Some(shared) = &self.shared {
+            return shared
+                .admit(&client.id, &client.policy.limits, now_secs())
+                .await;
+        }
         let mut map = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(client.id.clone())
             .or_default()
             .admit(&client.policy.limits, now_secs())
     }
 
-    fn add_tokens(&self, client_id: &str, n: u64) {
+    fn add_tokens(self: &Arc<Self>, client_id: &str, n: u64) {
+        if self.shared.is_some() {
+            let me = Arc::clone(self);
+            let id = client_id.to_string();
+            // Sinks are synchronous (called where a request ends, possibly in a Drop); the Redis
+            // round trip runs beside it and never delays the response.
+            #[allow(clippy::disallowed_methods)]
+            tokio::spawn(async move {
+                if let Some(shared) = &me.shared {
+                    shared.add_tokens(&id, n, now_secs()).await;
+                }
+            });
+            return;
+        }
         let mut map = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(client_id.to_string())
             .or_default()
             .add_tokens(n, now_secs());
+    }
+
+    /// The client's token limits as the proxy sees them (None when it has none).
+    pub fn tokens_for(self: &Arc<Self>, client: &Client) -> Option<Arc<dyn TokenLimits>> {
+        let l = &client.policy.limits;
+        (l.tokens_per_minute.is_some() || l.tokens_per_day.is_some()).then(|| {
+            Arc::new(ClientTokens {
+                registry: Arc::clone(self),
+                id: client.id.clone(),
+                limits: *l,
+            }) as Arc<dyn TokenLimits>
+        })
     }
 
     /// The client's monthly budget as the proxy sees it (None when it has no cap or no ledger).
@@ -362,6 +421,96 @@ impl Registry {
         self.ledger
             .as_ref()
             .map(|l| l.budget().client_spent(client_id))
+    }
+}
+
+struct ClientTokens {
+    registry: Arc<Registry>,
+    id: String,
+    limits: limits::Limits,
+}
+
+impl TokenLimits for ClientTokens {
+    fn reserve(&self, est: u64) -> crate::accounting::Reserving<'_> {
+        Box::pin(async move {
+            let refused =
+                |r: limits::Refusal| GatewayError::token_limit(r.what, r.limit, est, r.retry_after);
+            let reservation = match &self.registry.shared {
+                Some(shared) => Reservation::Shared(
+                    shared
+                        .reserve_tokens(&self.id, &self.limits, est, now_secs())
+                        .await
+                        .map_err(refused)?,
+                ),
+                None => {
+                    let mut map = self
+                        .registry
+                        .counters
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    Reservation::Local(
+                        map.entry(self.id.clone())
+                            .or_default()
+                            .reserve_tokens(&self.limits, est, now_secs())
+                            .map_err(refused)?,
+                    )
+                }
+            };
+            Ok(Box::new(TokenHold {
+                registry: Arc::clone(&self.registry),
+                id: self.id.clone(),
+                tokens: est,
+                reservation: Some(reservation),
+            }) as Box<dyn Hold>)
+        })
+    }
+}
+
+enum Reservation {
+    Local(limits::Reserved),
+    /// The Redis keys the tokens were added to.
+    Shared(Vec<String>),
+}
+
+/// Reserved tokens, given back when the request's record is settled (or the request is dropped);
+/// `TokenSink` adds the real tokens at the same moment.
+struct TokenHold {
+    registry: Arc<Registry>,
+    id: String,
+    tokens: u64,
+    reservation: Option<Reservation>,
+}
+
+impl Hold for TokenHold {
+    fn settle(self: Box<Self>, _actual: Option<Decimal>) {}
+}
+
+impl Drop for TokenHold {
+    fn drop(&mut self) {
+        match self.reservation.take() {
+            Some(Reservation::Local(r)) => {
+                let mut map = self
+                    .registry
+                    .counters
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if let Some(c) = map.get_mut(&self.id) {
+                    c.release_tokens(&r);
+                }
+            }
+            Some(Reservation::Shared(keys)) => {
+                let registry = Arc::clone(&self.registry);
+                let tokens = self.tokens;
+                // Drop cannot wait for Redis; the release runs beside the response.
+                #[allow(clippy::disallowed_methods)]
+                tokio::spawn(async move {
+                    if let Some(shared) = &registry.shared {
+                        shared.release_tokens(&keys, tokens).await;
+                    }
+                });
+            }
+            None => {}
+        }
     }
 }
 

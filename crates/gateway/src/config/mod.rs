@@ -6,9 +6,11 @@
 
 mod presets;
 mod raw;
+mod sapphire;
 mod secret;
 
 pub use presets::Preset;
+pub use sapphire::{RoflConfig, SapphireConfig, parse_address};
 pub use secret::Secret;
 
 use ekai_wire::canonical::Dialect;
@@ -44,6 +46,8 @@ pub enum ProviderKind {
     /// A named OpenAI-compatible service (Mistral, Groq, Ollama …).
     Preset(Preset),
     Compatible,
+    /// The x402 relay: no key, paid per request from the wallet (`[x402]`).
+    X402,
 }
 
 impl ProviderKind {
@@ -72,6 +76,7 @@ impl ProviderKind {
             ProviderKind::Azure => "azure",
             ProviderKind::Preset(p) => p.name(),
             ProviderKind::Compatible => "compatible",
+            ProviderKind::X402 => "x402",
         }
     }
 
@@ -85,6 +90,7 @@ impl ProviderKind {
             ProviderKind::Preset(p) => p.default_base_url(),
             // Each Azure resource has its own endpoint: nothing to default to.
             ProviderKind::Azure | ProviderKind::Compatible => "",
+            ProviderKind::X402 => DEFAULT_X402_BASE_URL,
         }
     }
 
@@ -100,6 +106,7 @@ impl ProviderKind {
             ProviderKind::Azure => &["AZURE_OPENAI_API_KEY"],
             ProviderKind::Preset(p) => p.key_envs(),
             ProviderKind::Compatible => &[],
+            ProviderKind::X402 => &["PRIVATE_KEY", "EKAI_X402_PRIVATE_KEY"],
         }
     }
 
@@ -153,6 +160,9 @@ pub struct ProviderConfig {
     pub declared: bool,
     /// Azure only.
     pub azure: Option<AzureSettings>,
+    /// Sapphire mode: each caller's key for this provider comes sealed from the control plane, so
+    /// the provider is usable without a key of the gateway's own (which is then never sent).
+    pub sealed_keys: bool,
 }
 
 impl ProviderConfig {
@@ -162,12 +172,14 @@ impl ProviderConfig {
         if self.base_url.is_empty() {
             return false;
         }
-        let keyless = match self.kind {
-            ProviderKind::Compatible => true,
-            ProviderKind::Preset(p) => p.keyless(),
+        let keyless_local = match self.kind {
+            ProviderKind::Preset(p) => p.keyless() && self.declared,
+            // File-declared endpoints; the x402 provider exists only when a wallet is set and the
+            // mode allows paying.
+            ProviderKind::Compatible | ProviderKind::X402 => true,
             _ => false,
         };
-        self.api_key.is_some() || (keyless && self.declared)
+        self.api_key.is_some() || self.sealed_keys || keyless_local
     }
 }
 
@@ -224,6 +236,8 @@ pub struct Routing {
     pub deadline: Duration,
     pub typical_output_tokens: u32,
     pub rules: Vec<RouteRule>,
+    /// `x402-only`: the x402 relay is the only candidate for every model.
+    pub x402_only: bool,
 }
 
 /// Circuit breaker settings, per provider.
@@ -329,6 +343,9 @@ pub struct AuthConfig {
     pub admin_token: Option<Secret>,
     /// `EKAI_MASTER_KEY`: the HMAC key of client key hashes.
     pub master_key: Option<Secret>,
+    /// `REDIS_URL`: rate-limit windows live there (shared by instances) instead of in-process. A
+    /// secret because the URL may carry a password.
+    pub redis_url: Option<Secret>,
 }
 
 impl AuthConfig {
@@ -339,6 +356,7 @@ impl AuthConfig {
             allow_open_on_public: false,
             admin_token: None,
             master_key: None,
+            redis_url: None,
         }
     }
 }
@@ -363,6 +381,137 @@ pub struct Config {
     /// The dashboard's listener.
     pub ui: UiConfig,
     pub auth: AuthConfig,
+    /// Where the X25519 key of sealed secrets comes from (ROFL daemon or `ROFL_PRIVATE_KEY`).
+    pub rofl: RoflConfig,
+    /// Sapphire mode: on when a control-plane address is configured.
+    pub sapphire: Option<SapphireConfig>,
+    /// Origins allowed to call the API from a browser (`EKAI_CORS_ORIGINS`, `[server]
+    /// cors_origins`): empty = CORS off (browsers block cross-origin calls); `*` = any origin.
+    pub cors_origins: Vec<String>,
+    pub x402: X402Config,
+}
+
+/// The relay the original Ekai Gateway used.
+pub const DEFAULT_X402_BASE_URL: &str = "https://x402.ekailabs.xyz";
+
+/// `X402_MODE` / `[x402] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum X402Mode {
+    /// Never pay: only providers with keys.
+    Byok,
+    /// Pay through the relay for models no keyed provider serves.
+    Hybrid,
+    /// Every model through the relay.
+    X402Only,
+}
+
+impl X402Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            X402Mode::Byok => "byok",
+            X402Mode::Hybrid => "hybrid",
+            X402Mode::X402Only => "x402-only",
+        }
+    }
+}
+
+/// Paying per request (x402): the wallet and the spend controls checked before anything is signed.
+#[derive(Debug, Clone)]
+pub struct X402Config {
+    pub mode: X402Mode,
+    /// The wallet's private key (hex), never logged; None = x402 off.
+    pub wallet: Option<Secret>,
+    /// Which variable held it (for messages).
+    pub wallet_env: &'static str,
+    pub base_url: String,
+    /// Chain ids the wallet may pay on (from `base`, `base-sepolia`, `eip155:N`).
+    pub chain_ids: Vec<u64>,
+    /// Token contracts (lower-case 0x-hex) the wallet may pay with.
+    pub assets: Vec<String>,
+    pub max_per_request: rust_decimal::Decimal,
+    pub max_per_day: Option<rust_decimal::Decimal>,
+    pub max_per_month: Option<rust_decimal::Decimal>,
+    pub estimate_tolerance: rust_decimal::Decimal,
+    pub min_charge: rust_decimal::Decimal,
+}
+
+impl X402Config {
+    /// x402 off (tests, tools).
+    pub fn off() -> X402Config {
+        X402Config {
+            mode: X402Mode::Byok,
+            wallet: None,
+            wallet_env: "PRIVATE_KEY",
+            base_url: DEFAULT_X402_BASE_URL.to_string(),
+            chain_ids: vec![8453, 84532],
+            assets: DEFAULT_X402_ASSETS
+                .iter()
+                .map(|a| a.to_ascii_lowercase())
+                .collect(),
+            max_per_request: rust_decimal::Decimal::new(10, 2),
+            max_per_day: Some(rust_decimal::Decimal::new(5, 0)),
+            max_per_month: Some(rust_decimal::Decimal::new(50, 0)),
+            estimate_tolerance: rust_decimal::Decimal::ONE,
+            min_charge: rust_decimal::Decimal::new(2, 2),
+        }
+    }
+
+    /// The relay is a candidate (a wallet is set and the mode pays).
+    pub fn enabled(&self) -> bool {
+        self.wallet.is_some() && self.mode != X402Mode::Byok
+    }
+}
+
+/// USDC on Base and on Base Sepolia.
+pub const DEFAULT_X402_ASSETS: [&str; 2] = [
+    "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
+    "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+];
+
+/// The chain an x402 network name designates (v1 short names, v2 CAIP-2 `eip155:N`).
+pub fn x402_chain_id(network: &str) -> Option<u64> {
+    match network {
+        "base" => Some(8453),
+        "base-sepolia" => Some(84532),
+        "avalanche" => Some(43114),
+        "avalanche-fuji" => Some(43113),
+        "polygon" => Some(137),
+        "polygon-amoy" => Some(80002),
+        "sei" => Some(1329),
+        "sei-testnet" => Some(1328),
+        "iotex" => Some(4689),
+        _ => network
+            .strip_prefix("eip155:")
+            .and_then(|n| n.parse::<u64>().ok()),
+    }
+}
+
+/// `EKAI_CORS_ORIGINS` (comma-separated) or `[server] cors_origins`, each `*` or an
+/// `http(s)://host[:port]` origin.
+fn cors_origins<'a>(
+    raw: Option<&Vec<String>>,
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<Vec<String>, ConfigError> {
+    let list: Vec<String> = match get("EKAI_CORS_ORIGINS") {
+        Some(v) => v.split(',').map(|o| o.trim().to_string()).collect(),
+        None => raw.cloned().unwrap_or_default(),
+    };
+    let list: Vec<String> = list.into_iter().filter(|o| !o.is_empty()).collect();
+    for o in &list {
+        let ok = o == "*"
+            || ((o.starts_with("http://") || o.starts_with("https://"))
+                && !o.trim_end_matches('/').contains(['?', '#'])
+                && o.splitn(4, '/').nth(3).is_none_or(str::is_empty));
+        if !ok {
+            return Err(ConfigError::Invalid(format!(
+                "server.cors_origins: {o:?} is not an origin (use \"*\" or e.g. \"https://app.example.com\")"
+            )));
+        }
+    }
+    Ok(list
+        .into_iter()
+        .map(|o| o.trim_end_matches('/').to_string())
+        .collect())
 }
 
 /// The dashboard listener (`[ui]`, `UI_PORT`): loopback:3000 unless configured.
@@ -511,6 +660,38 @@ impl Config {
             },
         };
         let auth = build_auth(&raw.auth, &get, host, ledger.is_some())?;
+        let rofl = sapphire::build_rofl(&get)?;
+        let sapphire = sapphire::build_sapphire(&raw.sapphire, &get, ledger.is_some())?;
+        if sapphire.is_some() {
+            for p in &mut providers {
+                p.sealed_keys = true;
+            }
+        }
+        let cors_origins = cors_origins(raw.server.cors_origins.as_ref(), &get)?;
+        let x402 = build_x402(&raw.x402, &get)?;
+        let mut routing = routing;
+        routing.x402_only = x402.enabled() && x402.mode == X402Mode::X402Only;
+        if x402.enabled() {
+            if providers.iter().any(|p: &ProviderConfig| p.name == "x402") {
+                return Err(ConfigError::Invalid(
+                    "providers.x402: the name \"x402\" is the x402 relay's; name this provider otherwise".into(),
+                ));
+            }
+            providers.push(ProviderConfig {
+                name: "x402".into(),
+                kind: ProviderKind::X402,
+                // Its primary dialect; it also speaks Anthropic Messages (`Provider::dialect_for`).
+                dialect: Dialect::OpenAiChat,
+                base_url: x402.base_url.clone(),
+                api_key: None,
+                key_env: x402.wallet_env.to_string(),
+                models: Vec::new(),
+                // Paid per request from the wallet, never with a caller's sealed key.
+                sealed_keys: false,
+                declared: true,
+                azure: None,
+            });
+        }
 
         Ok(Config {
             host,
@@ -526,7 +707,11 @@ impl Config {
             model_overrides,
             ledger,
             ui,
+            cors_origins,
             auth,
+            rofl,
+            sapphire,
+            x402,
         })
     }
 
@@ -564,6 +749,7 @@ fn build_routing(raw: raw::RawRouting) -> Result<Routing, ConfigError> {
         deadline: Duration::from_millis(raw.deadline_ms.unwrap_or(900_000)),
         typical_output_tokens: raw.typical_output_tokens.unwrap_or(1024),
         rules,
+        x402_only: false,
     })
 }
 
@@ -674,7 +860,127 @@ fn build_auth<'a>(
         allow_open_on_public,
         admin_token: get("EKAI_ADMIN_TOKEN").map(Secret::new),
         master_key,
+        redis_url: get("REDIS_URL")
+            .or(raw.redis_url.as_deref())
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| Secret::new(u.trim())),
     })
+}
+
+fn build_x402<'a>(
+    raw: &raw::RawX402,
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<X402Config, ConfigError> {
+    use rust_decimal::Decimal;
+    let mut c = X402Config::off();
+    // The more specific name wins when both are set.
+    let (wallet, env) = match (get("EKAI_X402_PRIVATE_KEY"), get("PRIVATE_KEY")) {
+        (Some(k), _) => (Some(k), "EKAI_X402_PRIVATE_KEY"),
+        (None, Some(k)) => (Some(k), "PRIVATE_KEY"),
+        (None, None) => (None, "PRIVATE_KEY"),
+    };
+    if let Some(k) = wallet {
+        let hex = k.strip_prefix("0x").unwrap_or(k);
+        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            // Never echo the value: it is (or resembles) a private key.
+            return Err(ConfigError::Invalid(format!(
+                "{env} must be a wallet private key: 64 hex digits, optionally prefixed with 0x"
+            )));
+        }
+    }
+    c.wallet = wallet.map(Secret::new);
+    c.wallet_env = env;
+    let (mode_text, mode_src) = match get("X402_MODE") {
+        Some(m) => (Some(m), "X402_MODE"),
+        None => (raw.mode.as_deref(), "x402.mode"),
+    };
+    c.mode = match mode_text.map(|m| m.trim().to_ascii_lowercase()).as_deref() {
+        None => {
+            if c.wallet.is_some() {
+                X402Mode::Hybrid
+            } else {
+                X402Mode::Byok
+            }
+        }
+        Some("byok") => X402Mode::Byok,
+        Some("hybrid") => X402Mode::Hybrid,
+        Some("x402-only" | "x402_only" | "x402") => X402Mode::X402Only,
+        Some(other) => {
+            return Err(ConfigError::Invalid(format!(
+                "{mode_src}: unknown mode {other:?} (use \"byok\", \"hybrid\" or \"x402-only\")"
+            )));
+        }
+    };
+    if c.mode != X402Mode::Byok && c.wallet.is_none() {
+        return Err(ConfigError::Invalid(format!(
+            "{mode_src} = {:?} pays from a wallet: set PRIVATE_KEY (or EKAI_X402_PRIVATE_KEY) to its private key",
+            c.mode.as_str()
+        )));
+    }
+    if let Some(u) = get("X402_BASE_URL").or(raw.base_url.as_deref()) {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "X402_BASE_URL / x402.base_url must start with http:// or https:// (got {u:?})"
+            )));
+        }
+        c.base_url = u.trim_end_matches('/').to_string();
+    }
+    if let Some(nets) = &raw.networks {
+        c.chain_ids = nets
+            .iter()
+            .map(|n| {
+                x402_chain_id(n.trim()).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "x402.networks: unknown network {n:?} (use \"base\", \"base-sepolia\" or \"eip155:<chain id>\")"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(assets) = &raw.assets {
+        c.assets = Vec::new();
+        for a in assets {
+            let hex = a.trim().strip_prefix("0x").unwrap_or("");
+            if hex.len() != 40 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(ConfigError::Invalid(format!(
+                    "x402.assets: {a:?} is not a token contract address (0x and 40 hex digits)"
+                )));
+            }
+            c.assets.push(a.trim().to_ascii_lowercase());
+        }
+    }
+    let usd = |v: Option<Decimal>, key: &str, default: Decimal| -> Result<Decimal, ConfigError> {
+        match v {
+            Some(d) if d.is_sign_negative() => Err(ConfigError::Invalid(format!(
+                "x402.{key} must not be negative"
+            ))),
+            Some(d) => Ok(d),
+            None => Ok(default),
+        }
+    };
+    c.max_per_request = usd(
+        raw.max_per_request_usd,
+        "max_per_request_usd",
+        c.max_per_request,
+    )?;
+    let cap = |v: Decimal| (!v.is_zero()).then_some(v);
+    c.max_per_day = cap(usd(
+        raw.max_per_day_usd,
+        "max_per_day_usd",
+        c.max_per_day.unwrap_or_default(),
+    )?);
+    c.max_per_month = cap(usd(
+        raw.max_per_month_usd,
+        "max_per_month_usd",
+        c.max_per_month.unwrap_or_default(),
+    )?);
+    c.estimate_tolerance = usd(
+        raw.estimate_tolerance,
+        "estimate_tolerance",
+        c.estimate_tolerance,
+    )?;
+    c.min_charge = usd(raw.min_charge_usd, "min_charge_usd", c.min_charge)?;
+    Ok(c)
 }
 
 /// Refusing to serve without keys on an address others can reach.
@@ -859,6 +1165,7 @@ fn build_provider<'a>(
         models,
         declared,
         azure,
+        sealed_keys: false,
     })
 }
 
@@ -1178,6 +1485,79 @@ mod tests {
         assert!(c.auth.allow_open_on_public);
         let e = Config::from_sources(&env(&[]), None, Some("[auth]\nmodes = 1\n")).unwrap_err();
         assert!(e.to_string().contains("auth"), "{e}");
+    }
+
+    #[test]
+    fn cors_origins_are_off_by_default_and_validated() {
+        assert!(
+            Config::from_sources(&env(&[]), None, None)
+                .unwrap()
+                .cors_origins
+                .is_empty()
+        );
+        let c = Config::from_sources(
+            &env(&[(
+                "EKAI_CORS_ORIGINS",
+                "https://app.example.com/, http://localhost:5173",
+            )]),
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            c.cors_origins,
+            ["https://app.example.com", "http://localhost:5173"]
+        );
+        for bad in ["app.example.com", "https://a.com/path", "ftp://x"] {
+            let e =
+                Config::from_sources(&env(&[("EKAI_CORS_ORIGINS", bad)]), None, None).unwrap_err();
+            assert!(e.to_string().contains("cors_origins"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn x402_wallet_mode_and_spend_controls() {
+        let key = format!("0x{}", "ab".repeat(32));
+        let c = Config::from_sources(&env(&[]), None, None).unwrap();
+        assert_eq!(c.x402.mode, X402Mode::Byok);
+        assert!(c.provider("x402").is_none());
+        let c = Config::from_sources(&env(&[("PRIVATE_KEY", &key)]), None, None).unwrap();
+        assert_eq!(c.x402.mode, X402Mode::Hybrid);
+        assert!(!c.routing.x402_only);
+        let p = c.provider("x402").unwrap();
+        assert_eq!(p.base_url, DEFAULT_X402_BASE_URL);
+        assert!(p.is_configured() && p.api_key.is_none());
+        assert_eq!(c.x402.max_per_request.to_string(), "0.10");
+        assert!(!format!("{c:?}").contains(&"ab".repeat(32)));
+        let text = "[x402]\nmode = \"x402-only\"\nnetworks = [\"eip155:31337\"]\nassets = [\"0x5FbDB2315678afecb367f032d93F642f64180aa3\"]\nmax_per_request_usd = \"0.5\"\nmax_per_day_usd = 0\n";
+        let c = Config::from_sources(
+            &env(&[
+                ("EKAI_X402_PRIVATE_KEY", &key),
+                ("X402_BASE_URL", "http://127.0.0.1:9/"),
+            ]),
+            None,
+            Some(text),
+        )
+        .unwrap();
+        assert!(c.routing.x402_only);
+        assert_eq!(c.x402.chain_ids, vec![31337]);
+        assert_eq!(
+            c.x402.assets,
+            vec!["0x5fbdb2315678afecb367f032d93f642f64180aa3"]
+        );
+        assert_eq!(c.x402.max_per_day, None);
+        assert_eq!(c.provider("x402").unwrap().base_url, "http://127.0.0.1:9");
+        let e = Config::from_sources(&env(&[("X402_MODE", "hybrid")]), None, None).unwrap_err();
+        assert!(e.to_string().contains("PRIVATE_KEY"), "{e}");
+        let e =
+            Config::from_sources(&env(&[("PRIVATE_KEY", "secret-words")]), None, None).unwrap_err();
+        assert!(!e.to_string().contains("secret-words"), "{e}");
+        let e = Config::from_sources(&env(&[]), None, Some("[x402]\nnetworks = [\"solana\"]\n"))
+            .unwrap_err();
+        assert!(e.to_string().contains("x402.networks"), "{e}");
+        let e = Config::from_sources(&env(&[]), None, Some("[x402]\nmax_per_dya_usd = 1\n"))
+            .unwrap_err();
+        assert!(e.to_string().contains("x402"), "{e}");
     }
 
     #[test]

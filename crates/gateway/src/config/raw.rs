@@ -31,6 +31,58 @@ pub struct RawConfig {
     pub ui: RawUi,
     #[serde(default)]
     pub auth: RawAuth,
+    #[serde(default)]
+    pub sapphire: RawSapphire,
+    #[serde(default)]
+    pub x402: RawX402,
+}
+
+/// `[x402]`: paying per request over HTTP 402 (the wallet key itself only comes from the
+/// environment: `PRIVATE_KEY` or `EKAI_X402_PRIVATE_KEY`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawX402 {
+    /// `byok` (never pay), `hybrid` (pay for models no keyed provider serves; the default with a
+    /// wallet) or `x402-only`. `X402_MODE` wins.
+    pub mode: Option<String>,
+    /// The relay (`X402_BASE_URL` wins); it serves `/v1/chat/completions` and `/v1/messages`.
+    pub base_url: Option<String>,
+    /// Networks the wallet may pay on (`base`, `base-sepolia`, `eip155:<chain id>`).
+    pub networks: Option<Vec<String>>,
+    /// Token contracts the wallet may pay with (6-decimal USD stablecoins: USDC).
+    pub assets: Option<Vec<String>>,
+    /// Largest single payment, in USD (default 0.10).
+    pub max_per_request_usd: Option<rust_decimal::Decimal>,
+    /// Total per UTC day / calendar month, reserved or settled (0 = no cap).
+    pub max_per_day_usd: Option<rust_decimal::Decimal>,
+    pub max_per_month_usd: Option<rust_decimal::Decimal>,
+    /// A 402 may ask at most the catalog's estimate of the request × (1 + this) …
+    pub estimate_tolerance: Option<rust_decimal::Decimal>,
+    /// … or this much, whichever is larger (relays charge a minimum per call).
+    pub min_charge_usd: Option<rust_decimal::Decimal>,
+}
+
+/// `[sapphire]`: Oasis Sapphire/ROFL mode (sealed provider keys, on-chain permissions, receipts).
+/// On when a control-plane address is set (here or `EKAI_CONTROL_PLANE_ADDRESS`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSapphire {
+    /// `EkaiControlPlane` contract address (`EKAI_CONTROL_PLANE_ADDRESS` wins).
+    pub control_plane_address: Option<String>,
+    /// EVM JSON-RPC URL (`SAPPHIRE_RPC_URL` wins).
+    pub rpc_url: Option<String>,
+    /// `SAPPHIRE_CHAIN_ID` wins; 23295 testnet, 23294 mainnet.
+    pub chain_id: Option<u64>,
+    /// How long chain reads (pause flag, permissions, sealed keys) are reused, in ms.
+    pub cache_ms: Option<u64>,
+    /// Longest wallet session a login may ask for, in seconds.
+    pub max_session_secs: Option<u64>,
+    /// Receipts sent per round of the outbox sender.
+    pub receipt_batch_size: Option<usize>,
+    /// Longest wait between two attempts at an unsent receipt, in ms.
+    pub receipt_max_backoff_ms: Option<u64>,
+    /// Gas limit of one `logReceipt` transaction.
+    pub receipt_gas_limit: Option<u64>,
 }
 
 /// `[ui]`: the dashboard's own listener (it is also served under `/dashboard` on the API port).
@@ -52,6 +104,8 @@ pub struct RawAuth {
     pub mode: Option<String>,
     /// Allow open mode on a non-loopback address (anyone who can reach the port can spend).
     pub allow_open_on_public: Option<bool>,
+    /// Redis for rate-limit windows shared by several instances (`REDIS_URL` wins).
+    pub redis_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,6 +161,8 @@ pub struct RawServer {
     pub port: Option<u16>,
     /// Largest request body accepted, in MiB.
     pub body_limit_mb: Option<u64>,
+    /// Browser origins allowed to call the API (CORS); none by default.
+    pub cors_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

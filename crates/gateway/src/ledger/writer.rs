@@ -3,7 +3,7 @@
 
 use super::Counters;
 use super::budget::Budget;
-use super::store::{Row, Store};
+use super::store::{OutboxRow, Row, Store};
 use crate::accounting::{UsageRecord, log_record};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -75,9 +75,14 @@ impl Writer {
 
     async fn write(&self, batch: Vec<UsageRecord>) {
         let rows: Vec<Row> = batch.iter().map(Row::from_record).collect();
+        let receipts: Vec<OutboxRow> = batch.iter().filter_map(OutboxRow::from_record).collect();
         let mut attempt = 0;
         loop {
-            match self.store.insert_batch(&rows).await {
+            match self
+                .store
+                .insert_batch_with_receipts(&rows, &receipts)
+                .await
+            {
                 Ok(()) => {
                     self.counters
                         .written

@@ -10,6 +10,7 @@ mod compatible;
 mod gemini;
 mod openai;
 mod openrouter;
+mod x402;
 mod xai;
 
 use crate::config::{Preset, ProviderConfig, ProviderKind};
@@ -50,8 +51,10 @@ impl Provider {
     /// the provider accepts it (passthrough), else the provider's primary one (translation).
     pub fn dialect_for(&self, client: Dialect) -> Dialect {
         let speaks_responses = self.config.kind == ProviderKind::OpenAi;
+        let x402 = self.config.kind == ProviderKind::X402;
         match client {
             Dialect::OpenAiResponses if speaks_responses => Dialect::OpenAiResponses,
+            Dialect::Anthropic if x402 => Dialect::Anthropic,
             _ => self.config.dialect,
         }
     }
@@ -78,6 +81,9 @@ impl Provider {
         stream: bool,
     ) -> Option<String> {
         let base = &self.config.base_url;
+        if self.config.kind == ProviderKind::X402 {
+            return x402::url(base, dialect, op);
+        }
         if self.config.kind == ProviderKind::Azure && dialect == Dialect::OpenAiChat {
             return azure::url(base, self.config.azure.as_ref(), model, op);
         }
@@ -126,6 +132,8 @@ impl Provider {
             | ProviderKind::Xai
             | ProviderKind::Preset(_)
             | ProviderKind::Compatible => bearer(key),
+            // Paid per request: the payment header is added on the paid retry (`proxy::pay`).
+            ProviderKind::X402 => Vec::new(),
         }
     }
 
@@ -138,7 +146,10 @@ impl Provider {
             ProviderKind::Xai => xai::adapt(model, body),
             ProviderKind::OpenRouter => openrouter::adapt(body),
             ProviderKind::Preset(p) => compatible::adapt(p, model, body),
-            ProviderKind::Compatible | ProviderKind::Anthropic | ProviderKind::Gemini => {}
+            ProviderKind::Compatible
+            | ProviderKind::Anthropic
+            | ProviderKind::Gemini
+            | ProviderKind::X402 => {}
         }
     }
 

@@ -4,6 +4,7 @@ use super::relay::{Mode, Relay};
 use super::upstream::{self, Failure};
 use super::{Ctx, Inbound, Proxy, bad_body, codec, json_response, now_secs, sse_response};
 use crate::accounting::{Hold, Record, UsageRecord};
+use crate::config::ProviderKind;
 use crate::error::GatewayError;
 use crate::providers::{Operation, Provider};
 use crate::router::Candidate;
@@ -15,7 +16,7 @@ use ekai_wire::sse::SseParser;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-pub(super) struct Attempt<'a> {
+pub(crate) struct Attempt<'a> {
     pub proxy: &'a Proxy,
     pub cand: &'a Candidate,
     /// 1-based.
@@ -45,7 +46,8 @@ impl Attempt<'_> {
             .prepare(ctx, inbound, dialect)
             .map_err(Failure::client)?;
         let started = Instant::now();
-        let record = self.record(ctx, inbound, started);
+        let mut record = self.record(ctx, inbound, started);
+        let body = Bytes::from(body);
         let first_byte = self
             .proxy
             .timeouts
@@ -62,7 +64,8 @@ impl Attempt<'_> {
             ctx,
             provider,
             &target,
-            body,
+            body.clone(),
+            &[],
             first_byte,
             &self.proxy.instance_id,
         )
@@ -73,6 +76,24 @@ impl Attempt<'_> {
                 record.fail(e.status.as_u16(), e.kind.name(), &e.message);
                 return Err(Failure::transport(e));
             }
+        };
+        let resp = if resp.status() == http::StatusCode::PAYMENT_REQUIRED
+            && provider.config.kind == ProviderKind::X402
+        {
+            let remaining = first_byte.saturating_sub(started.elapsed());
+            match super::pay::pay(self, ctx, &target, body, resp, remaining, &mut record).await {
+                Ok(r) => r,
+                Err(f) => {
+                    record.fail(
+                        f.error.status.as_u16(),
+                        f.error.kind.name(),
+                        &f.error.message,
+                    );
+                    return Err(f);
+                }
+            }
+        } else {
+            resp
         };
         if !resp.status().is_success() {
             let f = upstream::error_response(resp, provider, dialect).await;
@@ -121,11 +142,19 @@ impl Attempt<'_> {
         // Parsed once per request, whichever attempt needs it first.
         let req = match &mut inbound.canonical {
             Some(r) => r,
-            None => inbound.canonical.insert(codec::parse_request(
-                ctx.dialect,
-                &inbound.body,
-                &inbound.model,
-            )?),
+            None => {
+                let mut r = codec::parse_request(ctx.dialect, &inbound.body, &inbound.model)?;
+                if let Some(prefix) = &ctx.system_prefix {
+                    r.system.insert(
+                        0,
+                        ekai_wire::canonical::TextPart {
+                            text: prefix.to_string(),
+                            cache_control: None,
+                        },
+                    );
+                }
+                inbound.canonical.insert(r)
+            }
         };
         if ctx.dialect == Dialect::OpenAiResponses {
             let state = ekai_wire::dialect::openai_responses::request_state(req);
@@ -186,6 +215,14 @@ impl Attempt<'_> {
                 first_byte: None,
                 total: Default::default(),
                 payment_method: "api_key",
+                receipt: ctx
+                    .sealed
+                    .as_ref()
+                    .map(|(_, c)| crate::accounting::Parties {
+                        owner: c.owner.into_array(),
+                        delegate: c.delegate.into_array(),
+                    }),
+                payment: None,
             },
             self.cand.price.clone(),
             Arc::clone(&self.proxy.sink),

@@ -160,6 +160,14 @@ impl Proxy {
                 first_byte: None,
                 total: Duration::default(),
                 payment_method: "api_key",
+                receipt: ctx
+                    .sealed
+                    .as_ref()
+                    .map(|(_, c)| crate::accounting::Parties {
+                        owner: c.owner.into_array(),
+                        delegate: c.delegate.into_array(),
+                    }),
+                payment: None,
             },
             cand.price.clone(),
             Arc::clone(&self.sink),
@@ -180,7 +188,8 @@ impl Proxy {
             ctx,
             provider,
             &target,
-            body,
+            Bytes::from(body),
+            &[],
             first_byte,
             &self.instance_id,
         )

@@ -11,6 +11,7 @@ mod attempt;
 pub mod body;
 mod codec;
 mod embed;
+mod pay;
 mod relay;
 mod upstream;
 
@@ -43,6 +44,8 @@ pub struct Proxy {
     pub sink: Arc<dyn Sink>,
     /// Spending cap; None when there is no ledger.
     pub budget: Option<Arc<dyn crate::accounting::Budget>>,
+    /// Pays the x402 relay; None when x402 is off.
+    pub x402: Option<Arc<crate::x402::Payer>>,
 }
 
 /// Per-request facts gathered by the HTTP layer, and what the proxy learned (for response headers).
@@ -67,8 +70,33 @@ pub struct Ctx {
     pub client_key_id: Option<String>,
     /// The calling client's own monthly cap, admitted beside the gateway's.
     pub client_budget: Option<Arc<dyn crate::accounting::Budget>>,
+    /// Providers the calling client may be routed to (None: any).
+    pub provider_pins: Option<Arc<[String]>>,
+    /// Put before the request's system prompt (the client's policy); forces the canonical path.
+    pub system_prefix: Option<Arc<str>>,
+    /// The calling client's token limits: its estimated tokens are reserved at admission.
+    pub client_tokens: Option<Arc<dyn crate::accounting::TokenLimits>>,
     /// The calling client's own upstream keys by provider name: used instead of the gateway's.
     pub upstream_keys: Option<Arc<std::collections::HashMap<String, crate::config::Secret>>>,
+    /// Sapphire mode: the control plane and the caller whose on-chain permissions and sealed keys
+    /// apply. Every candidate is checked, and its key opened, before it is tried; the gateway's
+    /// own keys are never used.
+    pub sealed: Option<(Arc<crate::sapphire::Sapphire>, crate::sapphire::Caller)>,
+}
+
+impl Ctx {
+    /// Sapphire mode: checks `provider`/`model` for the caller on chain and makes the caller's own
+    /// key the one sent to `provider`. Outside Sapphire mode, nothing.
+    async fn open_sealed_key(&mut self, provider: &str, model: &str) -> Result<(), GatewayError> {
+        let Some((sapphire, caller)) = self.sealed.clone() else {
+            return Ok(());
+        };
+        let key = sapphire.upstream_key(&caller, provider, model).await?;
+        let mut keys = std::collections::HashMap::new();
+        keys.insert(provider.to_string(), key);
+        self.upstream_keys = Some(Arc::new(keys));
+        Ok(())
+    }
 }
 
 fn now_secs() -> u64 {
@@ -110,7 +138,8 @@ impl Proxy {
                     (None, None) => return Err(bad_body(ctx.dialect, &body)),
                 },
                 stream: ctx.url_stream.unwrap_or(p.stream),
-                needs_normalising: ctx.dialect == Dialect::Anthropic && p.may_have_system_message(),
+                needs_normalising: ctx.system_prefix.is_some()
+                    || (ctx.dialect == Dialect::Anthropic && p.may_have_system_message()),
                 estimate: p.estimate(body.len()),
                 body: body.clone(),
                 canonical: None,
@@ -118,9 +147,19 @@ impl Proxy {
             _ => return Err(bad_body(ctx.dialect, &body)),
         };
         ctx.requested_model = Some(inbound.model.clone());
-        let plan = self
+        let mut plan = self
             .router
             .plan(&inbound.model, &inbound.estimate, ctx.strategy)?;
+        if let Some(pins) = &ctx.provider_pins {
+            plan.retain(|c| pins.iter().any(|p| p == c.provider.name()));
+            if plan.is_empty() {
+                return Err(GatewayError::permission_denied(format!(
+                    "this key may use only the providers {}; none of them serves model '{}'",
+                    pins.join(", "),
+                    inbound.model
+                )));
+            }
+        }
         // Admission: hold the cheapest candidate's expected cost against the budget; the attempt
         // that answers settles it with the real cost.
         let expected = plan
@@ -128,6 +167,10 @@ impl Proxy {
             .and_then(|c| c.expected_cost)
             .unwrap_or_default();
         let mut holds: Vec<Box<dyn crate::accounting::Hold>> = Vec::new();
+        if let Some(t) = &ctx.client_tokens {
+            let est = inbound.estimate.input_tokens;
+            holds.push(t.reserve(est).await?);
+        }
         if let Some(b) = &ctx.client_budget {
             holds.push(
                 b.admit(expected)
@@ -146,6 +189,7 @@ impl Proxy {
         let mut last: Option<GatewayError> = None;
         let mut soonest: Option<Duration> = None;
         let mut all_held = true;
+        let mut sealed_refusal: Option<GatewayError> = None;
         for cand in &plan {
             if ctx.attempts >= settings.max_attempts {
                 break;
@@ -166,6 +210,20 @@ impl Proxy {
                 all_held &= matches!(why, crate::router::health::Unavailable::RetryAfter { .. });
                 soonest = Some(soonest.map_or(wait, |s| s.min(wait)));
                 continue;
+            }
+            if let Err(e) = ctx
+                .open_sealed_key(cand.provider.name(), &inbound.model)
+                .await
+            {
+                // Another provider of the model may hold a permitted key; anything else (paused,
+                // delegate refused, chain down) holds for every candidate.
+                if matches!(e.code, Some("MODEL_NOT_ALLOWED" | "SECRET_NOT_FOUND")) {
+                    tracing::debug!(provider = cand.provider.name(), "sealed key: {}", e.message);
+                    // The preferred provider's refusal is the one worth reporting.
+                    sealed_refusal.get_or_insert(e);
+                    continue;
+                }
+                return Err(e);
             }
             ctx.attempts += 1;
             ctx.served = Some((
@@ -210,7 +268,7 @@ impl Proxy {
                 }
             }
         }
-        Err(last.unwrap_or_else(|| {
+        Err(last.or(sealed_refusal).unwrap_or_else(|| {
             let retry_in = soonest.unwrap_or(Duration::from_secs(1)).as_secs().max(1);
             // Every provider asked us to wait: that is a rate limit, as the client would have seen
             // from the provider itself; open circuits are an outage.
@@ -241,6 +299,8 @@ impl Proxy {
         body: Vec<u8>,
     ) -> Result<Response, GatewayError> {
         let provider = &cand.provider;
+        let model = ctx.requested_model.clone().unwrap_or_default();
+        ctx.open_sealed_key(provider.name(), &model).await?;
         ctx.served = Some((provider.name().to_string(), cand.upstream_model.clone()));
         let target = upstream::Target {
             dialect,
@@ -253,7 +313,8 @@ impl Proxy {
             ctx,
             provider,
             &target,
-            body,
+            Bytes::from(body),
+            &[],
             self.timeouts.first_byte,
             &self.instance_id,
         )
@@ -292,15 +353,12 @@ impl Proxy {
                 .forward_count(ctx, cand, Dialect::Gemini, body.to_vec())
                 .await;
         }
-        if let Some(c) = plan.first() {
-            ctx.served = Some((c.provider.name().to_string(), c.upstream_model.clone()));
-        }
-        let n = anthropic::estimate_input_tokens(&req);
+        let (n, how) = local_count(ctx, &plan, &req);
         let mut out = json_response(Bytes::from(
             serde_json::to_vec(&gemini::count_tokens_json(n)).unwrap_or_default(),
         ));
         out.headers_mut()
-            .insert("x-ekai-token-count", HeaderValue::from_static("estimated"));
+            .insert("x-ekai-token-count", HeaderValue::from_static(how));
         Ok(out)
     }
 
@@ -325,16 +383,31 @@ impl Proxy {
                 .forward_count(ctx, cand, Dialect::Anthropic, rw.body)
                 .await;
         }
-        if let Some(c) = plan.first() {
-            ctx.served = Some((c.provider.name().to_string(), c.upstream_model.clone()));
-        }
-        let n = anthropic::estimate_input_tokens(&req);
+        let (n, how) = local_count(ctx, &plan, &req);
         let mut out = json_response(Bytes::from(
             serde_json::to_vec(&anthropic::count_tokens_json(n)).unwrap_or_default(),
         ));
         out.headers_mut()
-            .insert("x-ekai-token-count", HeaderValue::from_static("estimated"));
+            .insert("x-ekai-token-count", HeaderValue::from_static(how));
         Ok(out)
+    }
+}
+
+/// A count made here when no candidate can count: with the first candidate's tokenizer when it is
+/// public (`x-ekai-token-count: tiktoken/o200k_base`), else the documented estimate (`estimated`).
+fn local_count(
+    ctx: &mut Ctx,
+    plan: &[crate::router::Candidate],
+    req: &ekai_wire::canonical::Request,
+) -> (u64, &'static str) {
+    let Some(c) = plan.first() else {
+        return (anthropic::estimate_input_tokens(req), "estimated");
+    };
+    ctx.served = Some((c.provider.name().to_string(), c.upstream_model.clone()));
+    match crate::tokenize::count(req, &c.upstream_model) {
+        Some((n, "o200k_base")) => (n, "tiktoken/o200k_base"),
+        Some((n, _)) => (n, "tiktoken/cl100k_base"),
+        None => (anthropic::estimate_input_tokens(req), "estimated"),
     }
 }
 

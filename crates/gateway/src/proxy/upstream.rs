@@ -56,12 +56,14 @@ pub fn retryable_status(status: u16) -> bool {
     matches!(status, 401 | 403 | 408 | 409 | 429) || status >= 500
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn send(
     client: &reqwest::Client,
     ctx: &Ctx,
     provider: &Provider,
     target: &Target<'_>,
-    body: Vec<u8>,
+    body: Bytes,
+    extra: &[(&'static str, String)],
     first_byte: Duration,
     instance_id: &str,
 ) -> Result<reqwest::Response, GatewayError> {
@@ -79,6 +81,18 @@ pub async fn send(
         .header(HOP_HEADER, instance_id)
         .body(body);
     // A client with its own key for this provider: the same headers, with its key.
+    if ctx.sealed.is_some()
+        && !ctx
+            .upstream_keys
+            .as_ref()
+            .is_some_and(|k| k.contains_key(provider.name()))
+    {
+        // Sapphire mode never falls back to the gateway's own key.
+        return Err(GatewayError::internal(format!(
+            "Sapphire mode: no caller key was opened for provider '{}'",
+            provider.name()
+        )));
+    }
     let own = ctx
         .upstream_keys
         .as_ref()
@@ -95,6 +109,9 @@ pub async fn send(
         ctx.anthropic_beta.as_deref(),
     ) {
         rb = rb.header(k, v);
+    }
+    for (k, v) in extra {
+        rb = rb.header(*k, v.as_str());
     }
     match tokio::time::timeout(first_byte, rb.send()).await {
         Err(_) => Err(GatewayError::upstream_timeout(

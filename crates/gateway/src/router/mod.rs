@@ -38,6 +38,8 @@ pub enum Source {
     Pinned,
     Family,
     OpenRouter,
+    /// The x402 relay, paid per request (hybrid: nobody with a key serves the model; x402-only).
+    X402,
 }
 
 #[derive(Debug, Clone)]
@@ -146,7 +148,24 @@ impl Router {
         self.providers
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.config.is_configured())
+            .filter(|(_, p)| self.usable(p))
+    }
+
+    /// Has credentials, and the x402 mode lets it serve (x402-only: the relay alone).
+    pub fn usable(&self, p: &Provider) -> bool {
+        p.config.is_configured()
+            && (!self.settings.x402_only || p.config.kind == ProviderKind::X402)
+    }
+
+    /// The relay as a candidate for `model`, priced by the catalog when it knows the model (the
+    /// spend controls compare the relay's ask with that estimate).
+    fn x402_candidate(&self, model: &str) -> Option<Candidate> {
+        let (i, _) = self.by_kind(ProviderKind::X402)?;
+        let hits = self.catalog.resolve(model);
+        let priced = hits.iter().find(|e| e.price.is_some());
+        let mut c = self.candidate(i, model, priced.and_then(|e| e.price.clone()), Source::X402)?;
+        c.max_output = priced.and_then(|e| e.max_output);
+        Some(c)
     }
 
     fn by_name(&self, name: &str) -> Option<(usize, &Arc<Provider>)> {
@@ -189,6 +208,12 @@ impl Router {
                 GatewayError::invalid("`model` must not be empty").with_param(Some("model".into()))
             );
         }
+        if self.settings.x402_only {
+            return self
+                .x402_candidate(model)
+                .map(|c| vec![c])
+                .ok_or_else(|| GatewayError::model_not_found(model));
+        }
         let mut out: Vec<Candidate> = Vec::new();
         let push = |out: &mut Vec<Candidate>, c: Option<Candidate>| {
             if let Some(c) = c {
@@ -211,7 +236,7 @@ impl Router {
                 }
                 catalog_owner.get_or_insert(&entry.provider);
                 if let Some((i, p)) = self.by_name(&entry.provider) {
-                    if p.config.is_configured() && p.offers(&entry.upstream) {
+                    if self.usable(p) && p.offers(&entry.upstream) {
                         let c = self
                             .candidate(i, &entry.upstream, entry.price.clone(), Source::Catalog)
                             .map(|mut c| {
@@ -234,10 +259,7 @@ impl Router {
         }
         // 3. `provider/model` naming a configured provider pins it.
         if let Some((prefix, rest)) = model.split_once('/') {
-            if let Some((i, p)) = self
-                .by_name(prefix)
-                .filter(|(_, p)| p.config.is_configured())
-            {
+            if let Some((i, p)) = self.by_name(prefix).filter(|(_, p)| self.usable(p)) {
                 let entry = self
                     .catalog
                     .resolve(rest)
@@ -255,11 +277,11 @@ impl Router {
         let fam = family(model);
         let openrouter = self
             .by_kind(ProviderKind::OpenRouter)
-            .filter(|(_, p)| p.config.is_configured());
+            .filter(|(_, p)| self.usable(p));
         if let Some((kind, vendor)) = fam {
             if let Some((i, _)) = kind
                 .and_then(|k| self.by_kind(k))
-                .filter(|(_, p)| p.config.is_configured())
+                .filter(|(_, p)| self.usable(p))
             {
                 push(&mut out, self.candidate(i, model, None, Source::Family));
             }
@@ -276,6 +298,10 @@ impl Router {
         }
         if !out.is_empty() {
             return Ok(out);
+        }
+        // Hybrid: nobody with a key serves it, so pay the relay for it.
+        if let Some(c) = self.x402_candidate(model) {
+            return Ok(vec![c]);
         }
         // Known, but nobody with a key serves it: say which key to set.
         let owner = catalog_owner
@@ -390,6 +416,15 @@ impl Router {
             }
             for m in &p.models {
                 add(m, p.name());
+            }
+        }
+        // The relay serves (for a payment) every catalog model no keyed provider serves.
+        if let Some((_, p)) = self
+            .by_kind(ProviderKind::X402)
+            .filter(|(_, p)| self.usable(p))
+        {
+            for e in self.catalog.entries() {
+                add(&e.id, p.name());
             }
         }
         out

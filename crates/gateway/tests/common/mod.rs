@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
+pub mod chain;
+
 pub use ekai_mock_provider::{MockConfig, MockHandle};
 
 pub const OPENAI_KEY: &str = "sk-test-openai-0123456789";

@@ -53,7 +53,10 @@ macro_rules! bind_args {
 }
 
 mod clients;
+mod x402;
 pub use clients::ClientRow;
+mod sapphire;
+pub use sapphire::{OutboxRow, SessionRow};
 
 #[derive(Debug, Clone)]
 pub enum Arg {
@@ -108,6 +111,20 @@ pub struct Row {
     pub first_byte_ms: Option<i64>,
     pub total_ms: i64,
     pub payment_method: String,
+    /// What the row paid through x402 (None for key-paid rows).
+    pub x402: Option<X402Paid>,
+}
+
+/// The x402 payment of one ledger row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct X402Paid {
+    pub amount_atomic: String,
+    pub amount_nano: i64,
+    pub asset: String,
+    pub network: String,
+    pub payer: String,
+    pub payee: String,
+    pub tx_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -188,6 +205,15 @@ impl Row {
             first_byte_ms: r.first_byte.map(millis),
             total_ms: millis(r.total),
             payment_method: r.payment_method.to_string(),
+            x402: r.payment.as_ref().map(|p| X402Paid {
+                amount_atomic: p.amount_atomic.clone(),
+                amount_nano: p.amount_nano,
+                asset: p.asset.clone(),
+                network: p.network.clone(),
+                payer: p.payer.clone(),
+                payee: p.payee.clone(),
+                tx_hash: p.tx_hash.clone(),
+            }),
         }
     }
 
@@ -270,9 +296,10 @@ pub(crate) const ROLLUPS: [&str; 2] = ["usage_hourly", "usage_daily"];
 const ROW_COLUMNS: &str = "request_id, attempt, started_at, client_key_id, client_dialect, requested_model, \
     provider, upstream_model, status, error_kind, error, input_tokens, output_tokens, cache_read_tokens, \
     cache_write_tokens, reasoning_tokens, cost_input, cost_output, cost_cache_read, cost_cache_write, \
-    cost_total, priced, usage_estimated, streamed, client_disconnected, first_byte_ms, total_ms, payment_method";
-const ROW_ARITY: usize = 28;
-/// Rows per INSERT statement: 28 binds each stays under SQLite's 32,766 and Postgres' 65,535 limits.
+    cost_total, priced, usage_estimated, streamed, client_disconnected, first_byte_ms, total_ms, payment_method, \
+    x402_amount_atomic, x402_amount_nano, x402_asset, x402_network, x402_payer, x402_payee, x402_tx_hash";
+const ROW_ARITY: usize = 35;
+/// Rows per INSERT statement: 35 binds each stays under SQLite's 32,766 and Postgres' 65,535 limits.
 /// A batch is inserted in multi-row statements of these sizes only. sqlx prepares and caches one
 /// statement per SQL text and connection; one text per batch length made the cache (and memory)
 /// grow with every new batch size seen (measured: ~0.4 KB per request under load).
@@ -572,6 +599,16 @@ impl Store {
     /// Inserts `rows` and adds them to the hourly and daily rollups in ONE transaction: either all
     /// of the batch is visible (rows and sums agree) or none of it.
     pub async fn insert_batch(&self, rows: &[Row]) -> Result<(), sqlx::Error> {
+        self.insert_batch_with_receipts(rows, &[]).await
+    }
+
+    /// As [`Store::insert_batch`], with the batch's Sapphire receipts queued in the outbox in the
+    /// same transaction: a usage row and its receipt are written together or not at all.
+    pub async fn insert_batch_with_receipts(
+        &self,
+        rows: &[Row],
+        receipts: &[OutboxRow],
+    ) -> Result<(), sqlx::Error> {
         debug_assert!(fixed_chunks(rows).iter().map(|c| c.len()).sum::<usize>() == rows.len());
         if rows.is_empty() {
             return Ok(());
@@ -618,6 +655,15 @@ impl Store {
                         .bind(r.first_byte_ms)
                         .bind(r.total_ms)
                         .bind(&r.payment_method);
+                    let p = r.x402.as_ref();
+                    q = q
+                        .bind(p.map(|p| p.amount_atomic.clone()))
+                        .bind(p.map(|p| p.amount_nano))
+                        .bind(p.map(|p| p.asset.clone()))
+                        .bind(p.map(|p| p.network.clone()))
+                        .bind(p.map(|p| p.payer.clone()))
+                        .bind(p.map(|p| p.payee.clone()))
+                        .bind(p.and_then(|p| p.tx_hash.clone()));
                 }
                 q.execute(&mut *tx).await?;
             }
@@ -636,6 +682,21 @@ impl Store {
                     }
                     q.execute(&mut *tx).await?;
                 }
+            }
+            let sql = placeholders(pg, sapphire::OUTBOX_INSERT);
+            for o in receipts {
+                sqlx::query(&sql)
+                    .bind(&o.request_id)
+                    .bind(&o.request_hash)
+                    .bind(&o.owner)
+                    .bind(&o.delegate)
+                    .bind(&o.provider_id)
+                    .bind(&o.model_id)
+                    .bind(o.prompt_tokens)
+                    .bind(o.completion_tokens)
+                    .bind(o.timestamp_ms)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await
         })
@@ -807,6 +868,28 @@ impl Store {
                     first_byte_ms: r.try_get("first_byte_ms")?,
                     total_ms: r.try_get("total_ms")?,
                     payment_method: r.try_get("payment_method")?,
+                    x402: match r.try_get::<Option<String>, _>("x402_amount_atomic")? {
+                        None => None,
+                        Some(amount_atomic) => Some(X402Paid {
+                            amount_atomic,
+                            amount_nano: r
+                                .try_get::<Option<i64>, _>("x402_amount_nano")?
+                                .unwrap_or_default(),
+                            asset: r
+                                .try_get::<Option<String>, _>("x402_asset")?
+                                .unwrap_or_default(),
+                            network: r
+                                .try_get::<Option<String>, _>("x402_network")?
+                                .unwrap_or_default(),
+                            payer: r
+                                .try_get::<Option<String>, _>("x402_payer")?
+                                .unwrap_or_default(),
+                            payee: r
+                                .try_get::<Option<String>, _>("x402_payee")?
+                                .unwrap_or_default(),
+                            tx_hash: r.try_get("x402_tx_hash")?,
+                        }),
+                    },
                 });
             }
             Ok(out)

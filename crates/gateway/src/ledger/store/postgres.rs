@@ -15,6 +15,16 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "clients",
         include_str!("../../../migrations/postgres/0002_clients.sql"),
     ),
+    (
+        3,
+        "x402",
+        include_str!("../../../migrations/postgres/0003_x402.sql"),
+    ),
+    (
+        4,
+        "sapphire",
+        include_str!("../../../migrations/postgres/0004_sapphire.sql"),
+    ),
 ];
 
 /// Serialises migrations between instances starting at the same time.
