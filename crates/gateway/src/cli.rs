@@ -358,7 +358,9 @@ fn check(config: &Config) -> anyhow::Result<()> {
     for p in &config.providers {
         let state = match (&p.api_key, p.is_configured()) {
             _ if p.sealed_keys => "callers' sealed keys (Sapphire mode)".to_string(),
-            (Some(_), _) => format!("key set ({})", p.key_env),
+            (Some(_), true) => format!("key set ({})", p.key_env),
+            // Azure: a key without an endpoint.
+            (Some(_), false) => "not configured: set its endpoint (base_url)".to_string(),
             (None, true) => "no key needed".to_string(),
             (None, false) => format!("not configured: set {}", p.key_env),
         };
@@ -456,6 +458,8 @@ fn models(config: &Config) -> anyhow::Result<()> {
     for p in &config.providers {
         let state = if p.is_configured() {
             "configured".to_string()
+        } else if p.api_key.is_some() {
+            "key set, but no endpoint (base_url)".to_string()
         } else {
             format!("no key: set {}", p.key_env)
         };

@@ -63,7 +63,13 @@ fn wire_does_no_io() {
 #[test]
 fn a_dialect_never_imports_another() {
     let dir = crate_src("wire").join("dialect");
-    let dialects = ["openai_chat", "openai_responses", "anthropic", "gemini"];
+    let dialects = [
+        "openai_chat",
+        "openai_responses",
+        "openai_embeddings",
+        "anthropic",
+        "gemini",
+    ];
     for d in dialects {
         let mut files = vec![dir.join(format!("{d}.rs"))];
         let sub = dir.join(d);

@@ -131,6 +131,8 @@ enum Sdk {
     OpenAi,
     Anthropic,
     Gemini,
+    /// The openai SDK's `AzureOpenAI` client, with the gateway as its Azure endpoint.
+    Azure,
 }
 
 impl Sdk {
@@ -148,6 +150,12 @@ impl Sdk {
             Sdk::Gemini => vec![
                 ("GEMINI_GATEWAY_URL", gw.url.clone()),
                 ("GEMINI_API_KEY", "dummy-gemini-client-key".to_string()),
+            ],
+            // The variables AzureOpenAI reads by itself.
+            Sdk::Azure => vec![
+                ("AZURE_OPENAI_ENDPOINT", gw.url.clone()),
+                ("AZURE_OPENAI_API_KEY", "dummy-azure-client-key".to_string()),
+                ("OPENAI_API_VERSION", "2024-10-21".to_string()),
             ],
         }
     }
@@ -213,6 +221,7 @@ async fn run_python(gw: &Gateway, sdk: Sdk, model: &str, scenarios: &str) -> Val
         Sdk::OpenAi => "openai_client.py",
         Sdk::Anthropic => "anthropic_client.py",
         Sdk::Gemini => "gemini_client.py",
+        Sdk::Azure => "azure_client.py",
     };
     let dir = sdk_src().join("python");
     run_client(
@@ -431,7 +440,7 @@ async fn sdk_roundtrips(sdk: Sdk, model: &str) {
     // plain 1, stream 2 (openai: two variants) or 1, tools 4 (2 rounds x 2 modes).
     let expected = match sdk {
         Sdk::OpenAi => 1 + 2 + 4,
-        Sdk::Anthropic | Sdk::Gemini => 1 + 1 + 4,
+        Sdk::Anthropic | Sdk::Gemini | Sdk::Azure => 1 + 1 + 4,
     };
     assert_hits(&mock, model, expected);
     assert_tool_result_forwarded(&mock, model);
@@ -607,4 +616,75 @@ async fn python_google_genai_sdk_to_openai_translated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_google_genai_sdk_to_anthropic_translated() {
     gemini_sdk("claude-sonnet-4-5", "mock-anthropic", "anthropic").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings and Azure
+// ---------------------------------------------------------------------------------------------
+
+/// The openai SDK's embeddings (its default base64, explicit float, explicit base64, a 400) with
+/// `model` served by the mock through `route`.
+async fn embeddings_sdk(model: &str, provider: &str, route: &str, prompt_tokens: u64) {
+    let (mock, gw) = mock_and_gateway().await;
+    let out = run_python_script(&gw, Sdk::OpenAi, "embeddings_client.py", &[model]).await;
+    assert_eq!(s(&out, "/default_wire_format"), "base64", "{out}");
+    assert_eq!(s(&out, "/provider"), provider, "{out}");
+    assert_eq!(out["prompt_tokens"], prompt_tokens, "{out}");
+    assert_eq!(out["float_ok"], true);
+    assert_eq!(out["base64_ok"], true);
+    assert_eq!(s(&out, "/error/class"), "BadRequestError", "{out}");
+    assert_eq!(s(&out, "/error/param"), "dimensions", "{out}");
+    // The 400 was the gateway's: three requests reached the upstream.
+    assert_eq!(mock.hits(route), 3, "{:?}", mock.requests());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_openai_embeddings_float_and_base64_to_openai() {
+    embeddings_sdk("text-embedding-3-small", "openai", "embeddings", 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_openai_embeddings_float_and_base64_to_gemini() {
+    // Gemini reports no token count: the gateway's estimate (about four bytes a token per input).
+    embeddings_sdk("gemini-embedding-001", "gemini", "gemini_embed", 5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_azure_openai_client_to_azure_upstream() {
+    const KEY: &str = "azure-upstream-key-0123";
+    let mock = ekai_mock_provider::spawn(common::MockConfig {
+        expected_key: Some(KEY.into()),
+        ..common::MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let base = mock.base_url();
+    // Only Azure is configured: every answer below went gateway → Azure-style mock.
+    let gw = Gateway::start(&[
+        ("AZURE_OPENAI_API_KEY", KEY),
+        ("AZURE_OPENAI_ENDPOINT", &base),
+    ]);
+    let out = run_python_script(
+        &gw,
+        Sdk::Azure,
+        "azure_client.py",
+        &["gpt-4o-mini", "text-embedding-3-small"],
+    )
+    .await;
+    assert!(
+        s(&out, "/request_url")
+            .contains("/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21"),
+        "{out}"
+    );
+    assert_eq!(out["sent_api_key"], true);
+    assert_eq!(s(&out, "/provider"), "azure");
+    assert_eq!(out["embedding_tokens"], 3);
+    assert_eq!(mock.hits("azure"), 2);
+    assert_eq!(mock.hits("azure_embeddings"), 1);
+    let reqs = mock.requests();
+    assert!(reqs.iter().all(|r| r.header("api-key") == Some(KEY)));
+    assert!(
+        reqs.iter()
+            .all(|r| r.query.as_deref() == Some("api-version=2024-10-21"))
+    );
 }

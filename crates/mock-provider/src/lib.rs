@@ -13,9 +13,16 @@
 //! - `POST /v1/messages`: "anthropic"; `POST /v1/messages/count_tokens`: "count_tokens"
 //! - `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent` (`?alt=sse`
 //!   for SSE, else a JSON array): "gemini"
+//! - `POST /v1beta/models/{model}:embedContent` and `:batchEmbedContents`: "gemini_embed"
+//! - `POST /v1/embeddings`: "embeddings" (float or base64, see [`embeddings`])
+//! - Azure OpenAI, key in `api-key` (not `Authorization`), `?api-version=` required (404
+//!   without, as Azure answers): `POST /openai/deployments/{deployment}/chat/completions`:
+//!   "azure" (the deployment counts as the model in `hits_for_model`);
+//!   `POST /openai/deployments/{deployment}/embeddings`: "azure_embeddings"
 //! - `GET /v1/models`: "models"; anything else: "unknown" (404 in the closest dialect)
 
 mod anthropic;
+pub mod embeddings;
 mod gemini;
 mod openai;
 mod plan;
@@ -206,6 +213,15 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/messages", post(anthropic_messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models))
+        .route("/v1/embeddings", post(openai_embeddings))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(azure_chat),
+        )
+        .route(
+            "/openai/deployments/{deployment}/embeddings",
+            post(azure_embeddings),
+        )
         .route("/_mock/hits", get(hits_json))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
@@ -402,12 +418,34 @@ async fn generate(
     body: Bytes,
     target: Option<PathTarget>,
 ) -> Response {
-    let count = match &target {
-        Some(t) => CountModel::Is(&t.model),
-        None => CountModel::FromBody,
+    generate_on(shared, dialect, None, uri, headers, body, target).await
+}
+
+/// `azure`: the deployment of an Azure route (auth by `api-key`, route name "azure").
+async fn generate_on(
+    shared: Arc<Shared>,
+    dialect: Dialect,
+    azure: Option<&str>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    target: Option<PathTarget>,
+) -> Response {
+    let count = match (&target, azure) {
+        (Some(t), _) => CountModel::Is(&t.model),
+        (None, Some(d)) => CountModel::Is(d),
+        (None, None) => CountModel::FromBody,
     };
-    let parsed = record(&shared, dialect.route(), &uri, &headers, &body, count);
-    if !authorized(&shared, dialect, &uri, &headers) {
+    let route = if azure.is_some() {
+        "azure"
+    } else {
+        dialect.route()
+    };
+    let parsed = record(&shared, route, &uri, &headers, &body, count);
+    if let Some(resp) = azure_refusal(&shared, azure.is_some(), &uri, &headers) {
+        return resp;
+    }
+    if azure.is_none() && !authorized(&shared, dialect, &uri, &headers) {
         return unauthorized(dialect);
     }
     let Ok(body) = parsed else {
@@ -495,6 +533,116 @@ async fn openai_responses(
     generate(shared, Dialect::Responses, uri, headers, body, None).await
 }
 
+/// Azure's answers to a request without `api-version` (404) or without the right `api-key` (401).
+fn azure_refusal(shared: &Shared, azure: bool, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+    if !azure {
+        return None;
+    }
+    if query_param(uri, "api-version").is_none_or(str::is_empty) {
+        let body = json!({"error": {"code": "404", "message": "Resource not found"}});
+        return Some((StatusCode::NOT_FOUND, Json(body)).into_response());
+    }
+    let key = headers.get("api-key").and_then(|v| v.to_str().ok());
+    match &shared.cfg.expected_key {
+        Some(k) if key.map(str::trim) != Some(k.as_str()) => {
+            let body = json!({"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}});
+            Some((StatusCode::UNAUTHORIZED, Json(body)).into_response())
+        }
+        _ => None,
+    }
+}
+
+async fn azure_chat(
+    State(shared): State<Arc<Shared>>,
+    Path(deployment): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    generate_on(
+        shared,
+        Dialect::OpenAi,
+        Some(&deployment),
+        uri,
+        headers,
+        body,
+        None,
+    )
+    .await
+}
+
+/// The shared part of the embedding routes: record, authorize, parse, play the scenario (header,
+/// `@` suffix of the body's model, or the mock's default), answer or 400.
+#[allow(clippy::too_many_arguments)]
+async fn embed(
+    shared: &Shared,
+    route: &str,
+    dialect: Dialect,
+    azure: bool,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+    answer: impl FnOnce(&Value) -> Result<Value, String>,
+) -> Response {
+    let parsed = record(shared, route, uri, headers, body, CountModel::No);
+    if let Some(resp) = azure_refusal(shared, azure, uri, headers) {
+        return resp;
+    }
+    if !azure && !authorized(shared, dialect, uri, headers) {
+        return unauthorized(dialect);
+    }
+    let Ok(body) = parsed else {
+        return invalid_json(dialect);
+    };
+    let sc = scenario_for(shared, headers, body_model(&body));
+    if let Some(resp) = pre_answer(dialect, &sc).await {
+        return resp;
+    }
+    match answer(&body) {
+        Ok(v) => Json(v).into_response(),
+        Err(message) => error_response(dialect, 400, &message, None),
+    }
+}
+
+async fn openai_embeddings(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    embed(
+        &shared,
+        "embeddings",
+        Dialect::OpenAi,
+        false,
+        &uri,
+        &headers,
+        &body,
+        |b| embeddings::openai_response(b, body_model(b)),
+    )
+    .await
+}
+
+async fn azure_embeddings(
+    State(shared): State<Arc<Shared>>,
+    Path(deployment): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    embed(
+        &shared,
+        "azure_embeddings",
+        Dialect::OpenAi,
+        true,
+        &uri,
+        &headers,
+        &body,
+        |b| embeddings::openai_response(b, &deployment),
+    )
+    .await
+}
+
 /// `POST /v1beta/models/{model}:{action}`; the model segment may hold an `@scenario` suffix,
 /// so the action is what follows the last ':'.
 async fn gemini_models(
@@ -511,6 +659,33 @@ async fn gemini_models(
         "generateContent" => false,
         "streamGenerateContent" => true,
         "countTokens" => return gemini_count_tokens(&shared, &uri, &headers, &body),
+        "embedContent" => {
+            return embed(
+                &shared,
+                "gemini_embed",
+                Dialect::Gemini,
+                false,
+                &uri,
+                &headers,
+                &body,
+                embeddings::gemini_single,
+            )
+            .await;
+        }
+        "batchEmbedContents" => {
+            let model = model.to_string();
+            return embed(
+                &shared,
+                "gemini_embed",
+                Dialect::Gemini,
+                false,
+                &uri,
+                &headers,
+                &body,
+                |b| embeddings::gemini_batch(b, &model),
+            )
+            .await;
+        }
         _ => {
             let _ = record(&shared, "unknown", &uri, &headers, &body, CountModel::No);
             return error_response(

@@ -1448,7 +1448,7 @@ async fn gemini_errors_and_auth() {
     assert_eq!(v["error"]["status"], "INVALID_ARGUMENT");
     let r = c
         .post(format!(
-            "{}/v1beta/models/gemini-2.5-flash:embedContent",
+            "{}/v1beta/models/gemini-2.5-flash:predict",
             m.base_url()
         ))
         .header("x-goog-api-key", "g-key")
@@ -1495,5 +1495,151 @@ async fn new_streams_malformed_and_encoded_model() {
     assert_eq!(events[1].1, "{not json");
     assert!(events.last().unwrap().1.contains("finishReason"));
     assert_eq!(m.hits_for_model("gemini-2.5-flash@malformed"), 1);
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn embeddings_openai_azure_and_gemini_agree() {
+    use ekai_mock_provider::embeddings::vector;
+    let m = spawn(MockConfig {
+        expected_key: Some("k".into()),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let c = client();
+    let r = c
+        .post(format!("{}/v1/embeddings", m.base_url()))
+        .header("authorization", "Bearer k")
+        .json(&json!({"model": "text-embedding-3-small", "input": ["a b", "c"], "dimensions": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["usage"]["prompt_tokens"], 3);
+    assert_eq!(v["data"][1]["embedding"], json!(vector("c", 4)));
+    let r = c
+        .post(format!("{}/v1/embeddings", m.base_url()))
+        .header("authorization", "Bearer k")
+        .json(&json!({"model": "m", "input": "a b", "encoding_format": "base64"}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert!(v["data"][0]["embedding"].as_str().unwrap().len() > 40);
+    let r = c
+        .post(format!("{}/v1/embeddings", m.base_url()))
+        .header("authorization", "Bearer k")
+        .json(&json!({"model": "m", "input": {"x": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Azure: api-key header and api-version required.
+    let az = format!(
+        "{}/openai/deployments/emb/embeddings?api-version=2024-10-21",
+        m.base_url()
+    );
+    let r = c
+        .post(&az)
+        .header("authorization", "Bearer k")
+        .json(&json!({"input": "a b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .post(&az)
+        .header("api-key", "k")
+        .json(&json!({"input": "a b"}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["model"], "emb");
+    assert_eq!(v["data"][0]["embedding"], json!(vector("a b", 8)));
+    let r = c
+        .post(format!(
+            "{}/openai/deployments/emb/embeddings",
+            m.base_url()
+        ))
+        .header("api-key", "k")
+        .json(&json!({"input": "a b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Gemini: the same vector for the same text.
+    let r = c
+        .post(format!(
+            "{}/v1beta/models/gemini-embedding-001:batchEmbedContents",
+            m.base_url()
+        ))
+        .header("x-goog-api-key", "k")
+        .json(&json!({"requests": [
+            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "a b"}]}},
+            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "c"}]}, "outputDimensionality": 4}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["embeddings"][0]["values"], json!(vector("a b", 8)));
+    assert_eq!(v["embeddings"][1]["values"], json!(vector("c", 4)));
+    let r = c
+        .post(format!(
+            "{}/v1beta/models/gemini-embedding-001:embedContent",
+            m.base_url()
+        ))
+        .header("x-goog-api-key", "k")
+        .json(&json!({"content": {"parts": [{"text": "a b"}]}}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["embedding"]["values"], json!(vector("a b", 8)));
+    assert_eq!(m.hits("embeddings"), 3);
+    assert_eq!(m.hits("azure_embeddings"), 3);
+    assert_eq!(m.hits("gemini_embed"), 2);
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn azure_chat_deployment_route() {
+    let m = spawn(MockConfig {
+        expected_key: Some("k".into()),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let c = client();
+    let url = format!(
+        "{}/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21",
+        m.base_url()
+    );
+    let body = json!({"messages": [{"role": "user", "content": "hi"}]});
+    let r = c
+        .post(&url)
+        .header("authorization", "Bearer k")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .post(&url)
+        .header("api-key", "k")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(m.hits("azure"), 2);
+    assert_eq!(m.hits_for_model("prod-4o"), 2);
     m.shutdown().await;
 }

@@ -12,6 +12,8 @@
 //!   dialect it came from, so the same dialect can put it back and others can drop it knowingly.
 //! - Nothing here imports a dialect: this module depends on serde_json only.
 
+pub mod embedding;
+
 use serde_json::{Map, Value};
 
 /// The wire formats the gateway speaks, on either side.

@@ -21,10 +21,13 @@ fn guarded(path: &str) -> bool {
         || path == "/v1"
         || path == "/chat/completions"
         || path == "/responses"
+        || path == "/embeddings"
+        || path.starts_with("/openai/")
         || path == "/user/preferences"
 }
 
-/// The key from `Authorization: Bearer …`, `x-api-key`, `x-goog-api-key` or `?key=`, in that order.
+/// The key from `Authorization: Bearer …`, `x-api-key`, `x-goog-api-key`, `api-key` (Azure
+/// clients) or `?key=`, in that order.
 fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
     let h = |name: &str| {
         headers
@@ -40,6 +43,7 @@ fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&
         .map(str::trim)
         .or_else(|| h("x-api-key"))
         .or_else(|| h("x-goog-api-key"))
+        .or_else(|| h("api-key"))
         .or_else(|| query?.split('&').find_map(|kv| kv.strip_prefix("key=")))
         .filter(|k| !k.is_empty())
 }
@@ -245,6 +249,9 @@ mod tests {
     fn key_is_read_from_each_header_and_the_query() {
         let mut h = HeaderMap::new();
         assert_eq!(presented_key(&h, Some("alt=sse&key=ek-q")), Some("ek-q"));
+        // Azure clients (AzureOpenAI) send `api-key`.
+        h.insert("api-key", HeaderValue::from_static("ek-a"));
+        assert_eq!(presented_key(&h, Some("api-version=1")), Some("ek-a"));
         h.insert("x-goog-api-key", HeaderValue::from_static("ek-g"));
         assert_eq!(presented_key(&h, None), Some("ek-g"));
         h.insert("x-api-key", HeaderValue::from_static("ek-x"));
@@ -255,6 +262,7 @@ mod tests {
         );
         assert_eq!(presented_key(&h, None), Some("ek-b"));
         assert!(guarded("/v1/chat/completions") && guarded("/v1beta/models/x"));
+        assert!(guarded("/embeddings") && guarded("/openai/deployments/d/chat/completions"));
         assert!(!guarded("/health") && !guarded("/admin/clients") && !guarded("/usage"));
     }
 }

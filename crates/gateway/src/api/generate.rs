@@ -21,6 +21,7 @@ use std::time::Instant;
 enum Op {
     Generate,
     CountTokens,
+    Embed,
 }
 
 pub async fn chat_completions(State(s): State<Arc<AppState>>, req: Request) -> Response {
@@ -33,6 +34,45 @@ pub async fn messages(State(s): State<Arc<AppState>>, req: Request) -> Response 
 
 pub async fn count_tokens(State(s): State<Arc<AppState>>, req: Request) -> Response {
     run(&s, Dialect::Anthropic, Op::CountTokens, req, None).await
+}
+
+/// `POST /v1/embeddings` (OpenAI's shape, whichever provider serves the model).
+pub async fn embeddings(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    run(&s, Dialect::OpenAiChat, Op::Embed, req, None).await
+}
+
+/// Azure OpenAI's paths (`/openai/deployments/{deployment}/chat/completions?api-version=…`), so
+/// the openai SDKs' `AzureOpenAI` clients work unmodified with the gateway as their endpoint: the
+/// deployment names the model; `api-version` is accepted and ignored.
+pub async fn azure_chat(
+    State(s): State<Arc<AppState>>,
+    Path(deployment): Path<String>,
+    req: Request,
+) -> Response {
+    run(
+        &s,
+        Dialect::OpenAiChat,
+        Op::Generate,
+        req,
+        Some((deployment, false)),
+    )
+    .await
+}
+
+/// `/openai/deployments/{deployment}/embeddings`.
+pub async fn azure_embeddings(
+    State(s): State<Arc<AppState>>,
+    Path(deployment): Path<String>,
+    req: Request,
+) -> Response {
+    run(
+        &s,
+        Dialect::OpenAiChat,
+        Op::Embed,
+        req,
+        Some((deployment, false)),
+    )
+    .await
 }
 
 pub async fn responses(State(s): State<Arc<AppState>>, req: Request) -> Response {
@@ -62,6 +102,18 @@ pub async fn gemini(
             e.kind = ekai_wire::canonical::ErrorKind::NotFound;
             render(Dialect::Gemini, &e)
         }
+    }
+}
+
+/// The body with `model` set (a body that is not a JSON object is left for the proxy to refuse
+/// in the client's dialect).
+fn with_model(body: Bytes, model: &str) -> Bytes {
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(mut obj)) => {
+            obj.insert("model".into(), serde_json::Value::String(model.to_string()));
+            serde_json::to_vec(&obj).map(Bytes::from).unwrap_or(body)
+        }
+        _ => body,
     }
 }
 
@@ -129,12 +181,21 @@ async fn run(
             })?);
         }
         let mut body = read_body(&parts.headers, body, s.body_limit).await?;
+        // Azure-style paths name the deployment, which wins over the body's `model` (Azure
+        // ignores the body's); the request then goes on as an ordinary OpenAI one.
+        if dialect == Dialect::OpenAiChat {
+            if let Some(deployment) = ctx.url_model.take() {
+                ctx.url_stream = None;
+                body = with_model(body, &deployment);
+            }
+        }
         if let Some(c) = &client {
             body = apply_model_policy(&c.policy, body, &mut ctx.url_model)?;
         }
         match op {
             Op::Generate => s.proxy.generate(&mut ctx, body).await,
             Op::CountTokens => s.proxy.count_tokens(&mut ctx, body).await,
+            Op::Embed => s.proxy.embed(&mut ctx, body).await,
         }
     }
     .await;

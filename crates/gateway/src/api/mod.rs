@@ -111,7 +111,7 @@ impl AppState {
 /// 0. `security_headers`: `nosniff`, `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` on every
 ///    response, refusals included.
 /// 1. `clients::guard` (client keys), on the API paths only (`/v1/*`, `/v1beta/*`,
-///    `/chat/completions`, `/responses`, `/user/preferences`): reloads the client cache when stale,
+///    `/chat/completions`, `/responses`, `/embeddings`, `/openai/*` (Azure-style), `/user/preferences`): reloads the client cache when stale,
 ///    authenticates the key when keys are required (401 in the path's dialect otherwise), then
 ///    applies the client's rate limits (429 with `Retry-After`), and puts the `Client` in the
 ///    request's extensions. A wallet session token (`ekw_…`, Sapphire mode) is authenticated in
@@ -145,6 +145,16 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(generate::responses).get(info::no_websocket),
         )
         .route("/responses", post(generate::responses))
+        .route("/v1/embeddings", post(generate::embeddings))
+        .route("/embeddings", post(generate::embeddings))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(generate::azure_chat),
+        )
+        .route(
+            "/openai/deployments/{deployment}/embeddings",
+            post(generate::azure_embeddings),
+        )
         .route("/v1beta/models/{model_action}", post(generate::gemini))
         .route("/v1/models/{model_action}", post(generate::gemini))
         .route("/usage", get(usage::get_usage))

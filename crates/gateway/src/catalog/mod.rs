@@ -26,6 +26,29 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../../../catalog/gemini.toml"),
     ),
     ("xai.toml", include_str!("../../../../catalog/xai.toml")),
+    ("azure.toml", include_str!("../../../../catalog/azure.toml")),
+    (
+        "mistral.toml",
+        include_str!("../../../../catalog/mistral.toml"),
+    ),
+    (
+        "deepseek.toml",
+        include_str!("../../../../catalog/deepseek.toml"),
+    ),
+    ("groq.toml", include_str!("../../../../catalog/groq.toml")),
+    (
+        "together.toml",
+        include_str!("../../../../catalog/together.toml"),
+    ),
+    (
+        "perplexity.toml",
+        include_str!("../../../../catalog/perplexity.toml"),
+    ),
+    ("zai.toml", include_str!("../../../../catalog/zai.toml")),
+    (
+        "cohere.toml",
+        include_str!("../../../../catalog/cohere.toml"),
+    ),
     (
         "openrouter.toml",
         include_str!("../../../../catalog/openrouter.toml"),

@@ -4,16 +4,18 @@
 //! (`--config PATH` or `EKAI_CONFIG`), built-in defaults. Everything else receives a validated
 //! [`Config`] and never looks at the environment itself.
 
+mod presets;
 mod raw;
 mod sapphire;
 mod secret;
 
+pub use presets::Preset;
 pub use sapphire::{RoflConfig, SapphireConfig, parse_address};
 pub use secret::Secret;
 
 use ekai_wire::canonical::Dialect;
 use raw::{RawConfig, RawProvider};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,19 +41,30 @@ pub enum ProviderKind {
     Xai,
     OpenRouter,
     Gemini,
+    /// Azure OpenAI: deployment URLs, `api-key` header.
+    Azure,
+    /// A named OpenAI-compatible service (Mistral, Groq, Ollama …).
+    Preset(Preset),
     Compatible,
     /// The x402 relay: no key, paid per request from the wallet (`[x402]`).
     X402,
 }
 
 impl ProviderKind {
-    pub const BUILT_IN: [ProviderKind; 5] = [
-        ProviderKind::OpenAi,
-        ProviderKind::Anthropic,
-        ProviderKind::Gemini,
-        ProviderKind::Xai,
-        ProviderKind::OpenRouter,
-    ];
+    /// Every built-in provider, in the order candidates tie-break: vendors (the presets among
+    /// them) before the aggregator.
+    pub fn built_in() -> impl Iterator<Item = ProviderKind> {
+        [
+            ProviderKind::OpenAi,
+            ProviderKind::Anthropic,
+            ProviderKind::Gemini,
+            ProviderKind::Xai,
+            ProviderKind::Azure,
+        ]
+        .into_iter()
+        .chain(Preset::ALL.into_iter().map(ProviderKind::Preset))
+        .chain(std::iter::once(ProviderKind::OpenRouter))
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -60,6 +73,8 @@ impl ProviderKind {
             ProviderKind::Xai => "xai",
             ProviderKind::OpenRouter => "openrouter",
             ProviderKind::Gemini => "gemini",
+            ProviderKind::Azure => "azure",
+            ProviderKind::Preset(p) => p.name(),
             ProviderKind::Compatible => "compatible",
             ProviderKind::X402 => "x402",
         }
@@ -72,7 +87,9 @@ impl ProviderKind {
             ProviderKind::Xai => "https://api.x.ai/v1",
             ProviderKind::OpenRouter => "https://openrouter.ai/api/v1",
             ProviderKind::Gemini => "https://generativelanguage.googleapis.com",
-            ProviderKind::Compatible => "",
+            ProviderKind::Preset(p) => p.default_base_url(),
+            // Each Azure resource has its own endpoint: nothing to default to.
+            ProviderKind::Azure | ProviderKind::Compatible => "",
             ProviderKind::X402 => DEFAULT_X402_BASE_URL,
         }
     }
@@ -85,8 +102,20 @@ impl ProviderKind {
             ProviderKind::OpenRouter => &["OPENROUTER_API_KEY"],
             // Google's own docs and SDKs use both names.
             ProviderKind::Gemini => &["GOOGLE_API_KEY", "GEMINI_API_KEY"],
+            // The name the official openai SDKs' Azure clients read.
+            ProviderKind::Azure => &["AZURE_OPENAI_API_KEY"],
+            ProviderKind::Preset(p) => p.key_envs(),
             ProviderKind::Compatible => &[],
             ProviderKind::X402 => &["PRIVATE_KEY", "EKAI_X402_PRIVATE_KEY"],
+        }
+    }
+
+    /// A base-URL variable other tools already use for this provider.
+    fn base_env(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::Azure => Some("AZURE_OPENAI_ENDPOINT"),
+            ProviderKind::Preset(p) => p.base_env(),
+            _ => None,
         }
     }
 
@@ -97,6 +126,20 @@ impl ProviderKind {
             _ => Dialect::OpenAiChat,
         }
     }
+}
+
+/// The Azure API version used when neither the config nor the environment names one: the newest
+/// GA data-plane inference version (Azure OpenAI REST reference, checked 2026-11-22).
+pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
+
+/// `[providers.azure]`: which deployment serves which model.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AzureSettings {
+    /// `api-version` query parameter.
+    pub api_version: String,
+    /// Model name (as clients and the catalog name it) → deployment name. Empty: every model is
+    /// assumed deployed under its own name.
+    pub deployments: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,19 +155,31 @@ pub struct ProviderConfig {
     pub key_env: String,
     /// Models declared in the config file, in addition to the built-in list.
     pub models: Vec<String>,
+    /// The user pointed the gateway at this provider (a `[providers.NAME]` table or a base-URL
+    /// variable): what makes a keyless local server (Ollama, LM Studio, vLLM) usable.
+    pub declared: bool,
+    /// Azure only.
+    pub azure: Option<AzureSettings>,
     /// Sapphire mode: each caller's key for this provider comes sealed from the control plane, so
     /// the provider is usable without a key of the gateway's own (which is then never sent).
     pub sealed_keys: bool,
 }
 
 impl ProviderConfig {
-    /// A provider is usable when it has a key, or when it is a self-declared endpoint that needs none
-    /// (a local vLLM, LM Studio …).
+    /// A provider is usable when it has a key (and, for Azure, an endpoint), or when it is a
+    /// declared endpoint that needs none (a local vLLM, LM Studio, Ollama, or any file-declared one).
     pub fn is_configured(&self) -> bool {
-        // The x402 provider exists only when a wallet is set and the mode allows paying.
-        self.api_key.is_some()
-            || self.sealed_keys
-            || matches!(self.kind, ProviderKind::Compatible | ProviderKind::X402)
+        if self.base_url.is_empty() {
+            return false;
+        }
+        let keyless_local = match self.kind {
+            ProviderKind::Preset(p) => p.keyless() && self.declared,
+            // File-declared endpoints; the x402 provider exists only when a wallet is set and the
+            // mode allows paying.
+            ProviderKind::Compatible | ProviderKind::X402 => true,
+            _ => false,
+        };
+        self.api_key.is_some() || self.sealed_keys || keyless_local
     }
 }
 
@@ -314,7 +369,7 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub routing: Routing,
     pub breaker: BreakerSettings,
-    /// Built-ins first (in `ProviderKind::BUILT_IN` order), then file-declared ones by name.
+    /// Built-ins first (in `ProviderKind::built_in` order), then file-declared ones by name.
     pub providers: Vec<ProviderConfig>,
     /// `tracing` filter directive (RUST_LOG), default `info`.
     pub log_filter: String,
@@ -560,12 +615,16 @@ impl Config {
 
         let mut providers = Vec::new();
         let mut file_providers = raw.providers;
-        for kind in ProviderKind::BUILT_IN {
-            let over = file_providers.remove(kind.name()).unwrap_or_default();
+        for kind in ProviderKind::built_in() {
+            let in_file = file_providers.remove(kind.name());
+            let declared = in_file.is_some();
+            let over = in_file.unwrap_or_default();
             if over.enabled == Some(false) {
                 continue;
             }
-            providers.push(build_provider(kind.name(), kind, over, &get)?);
+            let mut p = build_provider(kind.name(), kind, over, &get)?;
+            p.declared |= declared;
+            providers.push(p);
         }
         for (name, over) in file_providers {
             if over.enabled == Some(false) {
@@ -579,7 +638,9 @@ impl Config {
                     "providers.{name}: provider names use lower-case letters, digits, '-' and '_'"
                 )));
             }
-            providers.push(build_provider(&name, ProviderKind::Compatible, over, &get)?);
+            let mut p = build_provider(&name, ProviderKind::Compatible, over, &get)?;
+            p.declared = true;
+            providers.push(p);
         }
 
         let ledger = build_ledger(&raw.ledger, get("DATABASE_URL"))?;
@@ -627,6 +688,8 @@ impl Config {
                 models: Vec::new(),
                 // Paid per request from the wallet, never with a caller's sealed key.
                 sealed_keys: false,
+                declared: true,
+                azure: None,
             });
         }
 
@@ -1003,16 +1066,37 @@ fn build_provider<'a>(
     get: &impl Fn(&str) -> Option<&'a str>,
 ) -> Result<ProviderConfig, ConfigError> {
     let base_env = format!("EKAI_{}_BASE_URL", env_name(name));
-    let base_url = get(&base_env)
+    let from_env = get(&base_env)
         .map(str::to_string)
+        .or_else(|| kind.base_env().and_then(get).map(str::to_string));
+    let declared = from_env.is_some();
+    let mut base_url = from_env
         .or(over.base_url)
-        .unwrap_or_else(|| kind.default_base_url().to_string());
-    if base_url.is_empty() {
+        .unwrap_or_else(|| kind.default_base_url().to_string())
+        .trim_end_matches('/')
+        .to_string();
+    match kind {
+        // OLLAMA_BASE_URL names the server root (as the original gateway used it); the
+        // OpenAI-compatible API is under /v1.
+        ProviderKind::Preset(Preset::Ollama) if !base_url.ends_with("/v1") => {
+            base_url.push_str("/v1")
+        }
+        // The endpoint is the resource root; `…/openai` (as some portals show it) is accepted too.
+        ProviderKind::Azure => {
+            if let Some(root) = base_url.strip_suffix("/openai") {
+                base_url = root.to_string();
+            }
+        }
+        _ => {}
+    }
+    // Azure has no default endpoint: without one it is simply not configured.
+    if base_url.is_empty() && kind != ProviderKind::Azure {
         return Err(ConfigError::Invalid(format!(
             "providers.{name}.base_url is required (or set {base_env})"
         )));
     }
-    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+    let scheme_ok = base_url.starts_with("http://") || base_url.starts_with("https://");
+    if !base_url.is_empty() && !scheme_ok {
         return Err(ConfigError::Invalid(format!(
             "providers.{name}.base_url must start with http:// or https:// (got {base_url:?})"
         )));
@@ -1034,14 +1118,53 @@ fn build_provider<'a>(
             )));
         }
     };
+    let azure = if kind == ProviderKind::Azure {
+        let api_version = get("AZURE_OPENAI_API_VERSION")
+            // The openai SDKs' Azure clients read OPENAI_API_VERSION.
+            .or_else(|| get("OPENAI_API_VERSION"))
+            .map(str::to_string)
+            .or(over.api_version)
+            .unwrap_or_else(|| AZURE_DEFAULT_API_VERSION.to_string());
+        let deployments = over.deployments.unwrap_or_default();
+        if let Some((model, _)) = deployments
+            .iter()
+            .find(|(m, d)| m.trim().is_empty() || d.trim().is_empty())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "providers.{name}.deployments: model {model:?} needs a non-empty deployment name"
+            )));
+        }
+        Some(AzureSettings {
+            api_version,
+            deployments,
+        })
+    } else {
+        if over.api_version.is_some() || over.deployments.is_some() {
+            return Err(ConfigError::Invalid(format!(
+                "providers.{name}: api_version and deployments apply only to providers.azure"
+            )));
+        }
+        None
+    };
+    let mut models = over.models.unwrap_or_default();
+    if let Some(a) = &azure {
+        // A deployment is a declaration that the model is served here.
+        for m in a.deployments.keys() {
+            if !models.contains(m) {
+                models.push(m.clone());
+            }
+        }
+    }
     Ok(ProviderConfig {
         name: name.to_string(),
         kind,
         dialect,
-        base_url: base_url.trim_end_matches('/').to_string(),
+        base_url,
         api_key,
         key_env: key_envs.first().cloned().unwrap_or_default(),
-        models: over.models.unwrap_or_default(),
+        models,
+        declared,
+        azure,
         sealed_keys: false,
     })
 }
@@ -1098,10 +1221,156 @@ mod tests {
         "#;
         let c = Config::from_sources(&env(&[("TOGETHER_KEY", "t")]), None, Some(text)).unwrap();
         let p = c.provider("together").unwrap();
-        assert_eq!(p.kind, ProviderKind::Compatible);
+        // `together` is a preset: the file adjusts it.
+        assert_eq!(p.kind, ProviderKind::Preset(Preset::Together));
         assert_eq!(p.dialect, Dialect::OpenAiChat);
         assert_eq!(p.models.len(), 1);
+        assert!(p.is_configured());
         assert_eq!(c.body_limit, 1024 * 1024);
+        let text = "[providers.my-vllm]\nbase_url = \"http://10.0.0.2:8000/v1\"\n";
+        let c = Config::from_sources(&env(&[]), None, Some(text)).unwrap();
+        let p = c.provider("my-vllm").unwrap();
+        assert_eq!(p.kind, ProviderKind::Compatible);
+        assert!(p.is_configured());
+    }
+
+    #[test]
+    fn presets_resolve_from_env() {
+        let c = Config::from_sources(&env(&[]), None, None).unwrap();
+        for preset in Preset::ALL {
+            let p = c.provider(preset.name()).unwrap();
+            assert_eq!(p.kind, ProviderKind::Preset(preset));
+            assert!(!p.is_configured(), "{} configured with nothing set", p.name);
+        }
+        assert_eq!(
+            c.provider("ollama").unwrap().base_url,
+            "http://localhost:11434/v1"
+        );
+        let c = Config::from_sources(
+            &env(&[
+                ("MISTRAL_API_KEY", "m"),
+                ("GROQ_API_KEY", "g"),
+                ("DEEPSEEK_API_KEY", "d"),
+                ("TOGETHER_API_KEY", "t"),
+                ("PPLX_API_KEY", "p"),
+                ("CO_API_KEY", "c"),
+                ("ZAI_API_KEY", "z"),
+                ("OLLAMA_BASE_URL", "http://127.0.0.1:11434/"),
+                ("EKAI_VLLM_BASE_URL", "http://127.0.0.1:9000/v1"),
+            ]),
+            None,
+            None,
+        )
+        .unwrap();
+        let expect = [
+            ("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
+            ("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
+            (
+                "deepseek",
+                "https://api.deepseek.com/v1",
+                "DEEPSEEK_API_KEY",
+            ),
+            (
+                "together",
+                "https://api.together.xyz/v1",
+                "TOGETHER_API_KEY",
+            ),
+            (
+                "perplexity",
+                "https://api.perplexity.ai",
+                "PERPLEXITY_API_KEY",
+            ),
+            (
+                "cohere",
+                "https://api.cohere.ai/compatibility/v1",
+                "COHERE_API_KEY",
+            ),
+            ("zai", "https://api.z.ai/api/paas/v4", "ZAI_API_KEY"),
+        ];
+        for (name, base, key_env) in expect {
+            let p = c.provider(name).unwrap();
+            assert_eq!((p.base_url.as_str(), p.key_env.as_str()), (base, key_env));
+            assert!(p.is_configured() && p.api_key.is_some(), "{name}");
+        }
+        // Local servers need no key: pointing the gateway at them is enough.
+        let ollama = c.provider("ollama").unwrap();
+        assert_eq!(ollama.base_url, "http://127.0.0.1:11434/v1");
+        assert!(ollama.is_configured() && ollama.api_key.is_none());
+        let vllm = c.provider("vllm").unwrap();
+        assert_eq!(vllm.base_url, "http://127.0.0.1:9000/v1");
+        assert!(vllm.is_configured());
+        assert!(!c.provider("lmstudio").unwrap().is_configured());
+        let c = Config::from_sources(&env(&[]), None, Some("[providers.lmstudio]\n")).unwrap();
+        let lm = c.provider("lmstudio").unwrap();
+        assert!(lm.is_configured());
+        assert_eq!(lm.base_url, "http://localhost:1234/v1");
+    }
+
+    #[test]
+    fn azure_endpoint_key_version_and_deployments() {
+        let c = Config::from_sources(&env(&[("AZURE_OPENAI_API_KEY", "az")]), None, None).unwrap();
+        let a = c.provider("azure").unwrap();
+        // A key without an endpoint is not enough.
+        assert!(!a.is_configured());
+        let c = Config::from_sources(
+            &env(&[
+                ("AZURE_OPENAI_API_KEY", "az"),
+                (
+                    "AZURE_OPENAI_ENDPOINT",
+                    "https://res.openai.azure.com/openai/",
+                ),
+                ("OPENAI_API_VERSION", "2025-01-01-preview"),
+            ]),
+            None,
+            None,
+        )
+        .unwrap();
+        let a = c.provider("azure").unwrap();
+        assert!(a.is_configured());
+        assert_eq!(a.base_url, "https://res.openai.azure.com");
+        let s = a.azure.as_ref().unwrap();
+        assert_eq!(s.api_version, "2025-01-01-preview");
+        assert!(s.deployments.is_empty());
+        let text = r#"
+            [providers.azure]
+            base_url = "https://res2.openai.azure.com"
+            api_version = "2024-06-01"
+            deployments = { "gpt-4o" = "prod-4o", "text-embedding-3-small" = "emb" }
+        "#;
+        let c = Config::from_sources(&env(&[("AZURE_OPENAI_API_KEY", "az")]), None, Some(text))
+            .unwrap();
+        let a = c.provider("azure").unwrap();
+        let s = a.azure.as_ref().unwrap();
+        assert_eq!(s.api_version, "2024-06-01");
+        assert_eq!(
+            s.deployments.get("gpt-4o").map(String::as_str),
+            Some("prod-4o")
+        );
+        assert!(a.models.contains(&"text-embedding-3-small".to_string()));
+        let c = Config::from_sources(&env(&[]), None, None).unwrap();
+        assert_eq!(
+            c.provider("azure")
+                .unwrap()
+                .azure
+                .as_ref()
+                .unwrap()
+                .api_version,
+            AZURE_DEFAULT_API_VERSION
+        );
+        let e = Config::from_sources(
+            &env(&[]),
+            None,
+            Some("[providers.mistral]\ndeployments = { a = \"b\" }\n"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("providers.mistral"), "{e}");
+        let e = Config::from_sources(
+            &env(&[]),
+            None,
+            Some("[providers.azure]\ndeployments = { a = \"\" }\n"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("deployments"), "{e}");
     }
 
     #[test]

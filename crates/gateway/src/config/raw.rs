@@ -11,7 +11,9 @@ pub struct RawConfig {
     pub server: RawServer,
     #[serde(default)]
     pub timeouts: RawTimeouts,
-    /// Built-in providers by name (`openai`, `anthropic`, `xai`, `openrouter`, `gemini`) to adjust them,
+    /// Built-in providers by name (`openai`, `anthropic`, `xai`, `openrouter`, `gemini`, `azure`, and
+    /// the presets `mistral`, `groq`, `deepseek`, `together`, `perplexity`, `cohere`, `zai`,
+    /// `ollama`, `lmstudio`, `vllm`) to adjust them,
     /// or any other name to declare an OpenAI-compatible (or Anthropic-compatible) provider.
     #[serde(default)]
     pub providers: BTreeMap<String, RawProvider>,
@@ -187,6 +189,10 @@ pub struct RawProvider {
     pub models: Option<Vec<String>>,
     /// Set false to ignore a built-in provider even when its key is present.
     pub enabled: Option<bool>,
+    /// `providers.azure` only: the `api-version` query parameter.
+    pub api_version: Option<String>,
+    /// `providers.azure` only: model name → deployment name.
+    pub deployments: Option<BTreeMap<String, String>>,
 }
 
 /// A catalog entry (same fields as `catalog/*.toml`) plus the provider serving it.

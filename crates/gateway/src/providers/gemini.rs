@@ -12,7 +12,14 @@ pub fn url(base: &str, model: &str, op: Operation, stream: bool) -> String {
             format!("{base}/v1beta/models/{model}:streamGenerateContent?alt=sse")
         }
         (Operation::Generate, false) => format!("{base}/v1beta/models/{model}:generateContent"),
+        (Operation::Embed, _) => embed_url(base, model),
     }
+}
+
+/// `batchEmbedContents` serves one input as well as many, so the gateway always uses it.
+pub fn embed_url(base: &str, model: &str) -> String {
+    let model = model.strip_prefix("models/").unwrap_or(model);
+    format!("{base}/v1beta/models/{model}:batchEmbedContents")
 }
 
 pub fn headers(key: Option<&str>) -> Vec<(&'static str, String)> {

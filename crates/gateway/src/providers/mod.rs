@@ -5,13 +5,15 @@
 //! `match` on the closed [`ProviderKind`].
 
 mod anthropic;
+mod azure;
+mod compatible;
 mod gemini;
 mod openai;
 mod openrouter;
 mod x402;
 mod xai;
 
-use crate::config::{ProviderConfig, ProviderKind};
+use crate::config::{Preset, ProviderConfig, ProviderKind};
 use ekai_wire::canonical::Dialect;
 use serde_json::{Map, Value};
 
@@ -20,6 +22,8 @@ use serde_json::{Map, Value};
 pub enum Operation {
     Generate,
     CountTokens,
+    /// `POST /v1/embeddings` and its equivalents.
+    Embed,
 }
 
 #[derive(Debug)]
@@ -59,6 +63,15 @@ impl Provider {
         self.models.iter().any(|m| m == model)
     }
 
+    /// Whether this provider can serve a catalog model at all (an Azure resource serves only the
+    /// models it has deployments for).
+    pub fn offers(&self, upstream_model: &str) -> bool {
+        match self.config.kind {
+            ProviderKind::Azure => azure::offers(self.config.azure.as_ref(), upstream_model),
+            _ => true,
+        }
+    }
+
     /// Full URL for an operation in a dialect, or None when this upstream cannot do it.
     pub fn url(
         &self,
@@ -71,7 +84,20 @@ impl Provider {
         if self.config.kind == ProviderKind::X402 {
             return x402::url(base, dialect, op);
         }
+        if self.config.kind == ProviderKind::Azure && dialect == Dialect::OpenAiChat {
+            return azure::url(base, self.config.azure.as_ref(), model, op);
+        }
         match (dialect, op) {
+            (Dialect::Gemini, Operation::Embed) => Some(gemini::embed_url(base, model)),
+            (Dialect::OpenAiChat, Operation::Embed) => match self.config.kind {
+                // No embeddings endpoint (their docs list none).
+                ProviderKind::Xai
+                | ProviderKind::Preset(Preset::Groq | Preset::DeepSeek | Preset::Perplexity) => {
+                    None
+                }
+                _ => Some(format!("{base}/embeddings")),
+            },
+            (Dialect::Anthropic | Dialect::OpenAiResponses, Operation::Embed) => None,
             (Dialect::Anthropic, Operation::Generate) => Some(format!("{base}/v1/messages")),
             (Dialect::Anthropic, Operation::CountTokens) => {
                 Some(format!("{base}/v1/messages/count_tokens"))
@@ -98,10 +124,14 @@ impl Provider {
                 anthropic::headers(key, anthropic_version, anthropic_beta)
             }
             ProviderKind::Gemini => gemini::headers(key),
+            ProviderKind::Azure => azure::headers(key),
             ProviderKind::Compatible if self.config.dialect == Dialect::Gemini => {
                 gemini::headers(key)
             }
-            ProviderKind::OpenAi | ProviderKind::Xai | ProviderKind::Compatible => bearer(key),
+            ProviderKind::OpenAi
+            | ProviderKind::Xai
+            | ProviderKind::Preset(_)
+            | ProviderKind::Compatible => bearer(key),
             // Paid per request: the payment header is added on the paid retry (`proxy::pay`).
             ProviderKind::X402 => Vec::new(),
         }
@@ -111,13 +141,33 @@ impl Provider {
     /// client's own and are left alone).
     pub fn adapt(&self, model: &str, body: &mut Map<String, Value>) {
         match self.config.kind {
-            ProviderKind::OpenAi => openai::adapt(model, body),
+            // Azure serves OpenAI's models with OpenAI's parameter rules.
+            ProviderKind::OpenAi | ProviderKind::Azure => openai::adapt(model, body),
             ProviderKind::Xai => xai::adapt(model, body),
             ProviderKind::OpenRouter => openrouter::adapt(body),
+            ProviderKind::Preset(p) => compatible::adapt(p, model, body),
             ProviderKind::Compatible
             | ProviderKind::Anthropic
             | ProviderKind::Gemini
             | ProviderKind::X402 => {}
+        }
+    }
+
+    /// Adjusts an embeddings body in OpenAI's shape for this upstream.
+    pub fn adapt_embed(&self, body: &mut Map<String, Value>) {
+        if let ProviderKind::Preset(p) = self.config.kind {
+            compatible::adapt_embed(p, body);
+        }
+    }
+
+    /// Whether a PASSTHROUGH body (the client's own, already in this provider's dialect) must
+    /// still go through [`Provider::adapt`]: the presets reject some of OpenAI's own fields.
+    pub fn adapts_passthrough(&self) -> bool {
+        match self.config.kind {
+            ProviderKind::Preset(p) => {
+                self.config.dialect == Dialect::OpenAiChat && compatible::has_quirks(p)
+            }
+            _ => false,
         }
     }
 }

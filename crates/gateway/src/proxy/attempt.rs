@@ -149,7 +149,12 @@ impl Attempt<'_> {
             } else {
                 Mode::Raw
             };
-            return Ok((rw.body, mode, None));
+            let body = if provider.adapts_passthrough() {
+                adapt_passthrough(provider, model, rw.body)
+            } else {
+                rw.body
+            };
+            return Ok((body, mode, None));
         }
         // Parsed once per request, whichever attempt needs it first.
         let req = match &mut inbound.canonical {
@@ -407,6 +412,18 @@ pub(super) fn translate_request(
     }
     serde_json::to_vec(&json)
         .map_err(|e| GatewayError::internal(format!("cannot serialize request: {e}")))
+}
+
+/// A passthrough body with the provider's quirks applied (a body that is not a JSON object is
+/// left for the upstream to refuse).
+fn adapt_passthrough(provider: &Provider, model: &str, body: Vec<u8>) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(mut obj)) => {
+            provider.adapt(model, &mut obj);
+            serde_json::to_vec(&obj).unwrap_or(body)
+        }
+        _ => body,
+    }
 }
 
 /// The message of an error the upstream sent as its very first stream event (Anthropic reports

@@ -11,6 +11,7 @@ mod attempt;
 pub mod body;
 mod codec;
 pub mod conversations;
+mod embed;
 mod pay;
 mod relay;
 mod responses;

@@ -11,7 +11,7 @@
 pub mod health;
 
 use crate::catalog::{Catalog, Price};
-use crate::config::{ProviderKind, Routing, Strategy};
+use crate::config::{Preset, ProviderKind, Routing, Strategy};
 use crate::error::GatewayError;
 use crate::providers::Provider;
 use health::{BreakerSettings, HealthView, ProviderHealth};
@@ -81,6 +81,25 @@ fn family(model: &str) -> Option<(Option<ProviderKind>, &'static str)> {
         Some((Some(ProviderKind::Xai), "x-ai"))
     } else if m.starts_with("gemini-") {
         Some((Some(ProviderKind::Gemini), "google"))
+    } else if [
+        "mistral-",
+        "codestral-",
+        "magistral-",
+        "ministral-",
+        "devstral-",
+    ]
+    .iter()
+    .any(|p| m.starts_with(p))
+    {
+        Some((Some(ProviderKind::Preset(Preset::Mistral)), "mistralai"))
+    } else if m.starts_with("deepseek-") {
+        Some((Some(ProviderKind::Preset(Preset::DeepSeek)), "deepseek"))
+    } else if m.starts_with("glm-") {
+        Some((Some(ProviderKind::Preset(Preset::Zai)), "z-ai"))
+    } else if m == "sonar" || m.starts_with("sonar-") {
+        Some((Some(ProviderKind::Preset(Preset::Perplexity)), "perplexity"))
+    } else if m.starts_with("command-") {
+        Some((Some(ProviderKind::Preset(Preset::Cohere)), "cohere"))
     } else {
         None
     }
@@ -217,7 +236,7 @@ impl Router {
                 }
                 catalog_owner.get_or_insert(&entry.provider);
                 if let Some((i, p)) = self.by_name(&entry.provider) {
-                    if self.usable(p) {
+                    if self.usable(p) && p.offers(&entry.upstream) {
                         let c = self
                             .candidate(i, &entry.upstream, entry.price.clone(), Source::Catalog)
                             .map(|mut c| {
@@ -391,7 +410,9 @@ impl Router {
         };
         for (_, p) in self.configured() {
             for e in self.catalog.for_provider(p.name()) {
-                add(&e.id, p.name());
+                if p.offers(&e.upstream) {
+                    add(&e.id, p.name());
+                }
             }
             for m in &p.models {
                 add(m, p.name());

@@ -255,3 +255,45 @@ fn models_lists_only_what_configured_providers_serve() {
     assert!(models.iter().any(|(m, p)| m == "m-1" && p == "openrouter"));
     assert!(!models.iter().any(|(_, p)| p == "openai"));
 }
+
+#[test]
+fn preset_families_route_directly_then_via_openrouter() {
+    let r = router(&[("MISTRAL_API_KEY", "k"), ("OPENROUTER_API_KEY", "k")]);
+    let plan = r
+        .plan("mistral-large-2612", &Estimate::default(), None)
+        .unwrap();
+    assert_eq!(plan[0].provider.name(), "mistral");
+    assert_eq!(plan[1].upstream_model, "mistralai/mistral-large-2612");
+    let e = router(&[])
+        .plan("glm-9", &Estimate::default(), None)
+        .unwrap_err();
+    assert!(e.message.contains("ZAI_API_KEY"), "{}", e.message);
+    let e = router(&[])
+        .plan("deepseek-v9", &Estimate::default(), None)
+        .unwrap_err();
+    assert!(e.message.contains("DEEPSEEK_API_KEY"), "{}", e.message);
+}
+
+#[test]
+fn azure_is_offered_only_its_deployed_models() {
+    let file = "[providers.azure]\nbase_url = \"https://r.openai.azure.com\"\ndeployments = { \"m-1\" = \"dep\" }\n";
+    let azure_catalog = "provider = \"azure\"\n[[model]]\nid = \"m-1\"\nprice = { input = \"1\", output = \"1\" }\n[[model]]\nid = \"m-2\"\nprice = { input = \"1\", output = \"1\" }\n";
+    let env: HashMap<String, String> =
+        HashMap::from([("AZURE_OPENAI_API_KEY".to_string(), "k".to_string())]);
+    let c = Config::from_sources(&env, None, Some(file)).unwrap();
+    let catalog = Catalog::from_sources(&[("azure.toml", azure_catalog)]).unwrap();
+    let r = Router::new(
+        c.providers
+            .into_iter()
+            .map(|p| Arc::new(Provider::new(p)))
+            .collect(),
+        catalog,
+        c.routing,
+        c.breaker,
+    );
+    let plan = r.plan("m-1", &Estimate::default(), None).unwrap();
+    assert_eq!(plan[0].provider.name(), "azure");
+    assert!(r.plan("m-2", &Estimate::default(), None).is_err());
+    let listed: Vec<String> = r.models().into_iter().map(|(m, _)| m).collect();
+    assert_eq!(listed, vec!["m-1".to_string()]);
+}

@@ -34,6 +34,7 @@
 //! - **Usage.** `promptTokenCount` already includes cached tokens (canonical input); tool-use prompt
 //!   tokens are billed as input and added to it; output = `candidatesTokenCount + thoughtsTokenCount`.
 
+pub mod embed;
 mod parts;
 mod request;
 mod response;

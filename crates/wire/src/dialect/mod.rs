@@ -4,4 +4,5 @@ pub mod anthropic;
 pub mod gemini;
 pub mod openai_chat;
 mod openai_common;
+pub mod openai_embeddings;
 pub mod openai_responses;
