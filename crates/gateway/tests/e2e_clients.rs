@@ -28,9 +28,11 @@ fn messages(model: &str) -> String {
 }
 
 async fn keyed_gateway(mode: Option<&str>) -> (MockHandle, Gateway) {
-    let mock = ekai_mock_provider::spawn(MockConfig::default())
-        .await
-        .unwrap();
+    keyed_gateway_with(MockConfig::default(), mode).await
+}
+
+async fn keyed_gateway_with(cfg: MockConfig, mode: Option<&str>) -> (MockHandle, Gateway) {
+    let mock = ekai_mock_provider::spawn(cfg).await.unwrap();
     let db_dir = scratch_dir();
     let url = format!("sqlite://{}/usage.db", db_dir.display());
     let mut env = vec![
@@ -1320,23 +1322,11 @@ async fn provider_pins_and_system_prompt_prefix_apply_to_the_clients_requests() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daily_budget_holds_under_concurrent_requests() {
     // Every answer takes 300 ms, so the burst is in flight at once.
-    let mock = ekai_mock_provider::spawn(MockConfig {
+    let cfg = MockConfig {
         default_scenario: Some("delay=300".into()),
         ..MockConfig::default()
-    })
-    .await
-    .unwrap();
-    let db_dir = scratch_dir();
-    let url = format!("sqlite://{}/usage.db", db_dir.display());
-    let gw = gateway_for(
-        &mock,
-        &[
-            ("DATABASE_URL", url.as_str()),
-            ("EKAI_MASTER_KEY", MASTER),
-            ("EKAI_ADMIN_TOKEN", ADMIN),
-            ("EKAI_AUTH_MODE", "keys"),
-        ],
-    );
+    };
+    let (mock, gw) = keyed_gateway_with(cfg, Some("keys")).await;
     // gpt-4o-mini answers cost $0.0000048 each here; the cap lets about two through.
     let (id, key) = create_client(
         &gw,

@@ -32,20 +32,7 @@ impl Proxy {
             .first()
             .and_then(|c| c.expected_cost)
             .unwrap_or_default();
-        let mut holds: Vec<Box<dyn Hold>> = Vec::new();
-        if let Some(b) = &ctx.client_budget {
-            holds.push(
-                b.admit(expected)
-                    .map_err(|m| GatewayError::client_budget_exceeded(&m))?,
-            );
-        }
-        if let Some(b) = &self.budget {
-            holds.push(
-                b.admit(expected)
-                    .map_err(|m| GatewayError::budget_exceeded(&m))?,
-            );
-        }
-        let mut hold = crate::accounting::Holds::combine(holds);
+        let mut hold = self.admit(ctx, expected, estimate.input_tokens).await?;
         let settings = self.router.settings();
         let deadline = ctx.started + settings.deadline;
         let mut last: Option<GatewayError> = None;

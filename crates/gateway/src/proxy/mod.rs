@@ -134,6 +134,33 @@ pub(crate) struct Inbound {
 }
 
 impl Proxy {
+    /// Admission: the client's token limits reserve `est_tokens`, the client's and the gateway's
+    /// budgets hold `expected` (USD); the attempt that answers settles them with the real figures.
+    pub(crate) async fn admit(
+        &self,
+        ctx: &Ctx,
+        expected: rust_decimal::Decimal,
+        est_tokens: u64,
+    ) -> Result<Option<Box<dyn crate::accounting::Hold>>, GatewayError> {
+        let mut holds: Vec<Box<dyn crate::accounting::Hold>> = Vec::new();
+        if let Some(t) = &ctx.client_tokens {
+            holds.push(t.reserve(est_tokens).await?);
+        }
+        if let Some(b) = &ctx.client_budget {
+            holds.push(
+                b.admit(expected)
+                    .map_err(|m| GatewayError::client_budget_exceeded(&m))?,
+            );
+        }
+        if let Some(b) = &self.budget {
+            holds.push(
+                b.admit(expected)
+                    .map_err(|m| GatewayError::budget_exceeded(&m))?,
+            );
+        }
+        Ok(crate::accounting::Holds::combine(holds))
+    }
+
     /// `POST /v1/chat/completions` and `POST /v1/messages`.
     pub async fn generate(&self, ctx: &mut Ctx, body: Bytes) -> Result<Response, GatewayError> {
         let mut inbound = match body::peek(&body) {
@@ -173,24 +200,9 @@ impl Proxy {
             .first()
             .and_then(|c| c.expected_cost)
             .unwrap_or_default();
-        let mut holds: Vec<Box<dyn crate::accounting::Hold>> = Vec::new();
-        if let Some(t) = &ctx.client_tokens {
-            let est = inbound.estimate.input_tokens;
-            holds.push(t.reserve(est).await?);
-        }
-        if let Some(b) = &ctx.client_budget {
-            holds.push(
-                b.admit(expected)
-                    .map_err(|m| GatewayError::client_budget_exceeded(&m))?,
-            );
-        }
-        if let Some(b) = &self.budget {
-            holds.push(
-                b.admit(expected)
-                    .map_err(|m| GatewayError::budget_exceeded(&m))?,
-            );
-        }
-        let mut hold = crate::accounting::Holds::combine(holds);
+        let mut hold = self
+            .admit(ctx, expected, inbound.estimate.input_tokens)
+            .await?;
         let settings = self.router.settings();
         let deadline = ctx.started + settings.deadline;
         let mut last: Option<GatewayError> = None;
