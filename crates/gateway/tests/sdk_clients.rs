@@ -564,6 +564,40 @@ async fn python_openai_responses_api_to_anthropic_translated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_openai_responses_api_to_gemini_translated() {
+    let (mock, gw) = mock_and_gateway().await;
+    let out = run_python_script(
+        &gw,
+        Sdk::OpenAi,
+        "responses_client.py",
+        &[
+            "gemini-2.5-flash",
+            "mock-gemini",
+            "plain,stream,tools,stream_tools",
+        ],
+    )
+    .await;
+    assert_eq!(
+        s(&out, "/tools/final"),
+        "Tool result received: 18C and sunny"
+    );
+    assert_eq!(mock.hits("gemini"), 6);
+    assert_eq!(
+        mock.hits("openai") + mock.hits("anthropic") + mock.hits("responses"),
+        0
+    );
+    // The tool result reached Gemini as a functionResponse.
+    let last = mock.requests().last().cloned().unwrap();
+    assert!(
+        last.body["contents"]
+            .to_string()
+            .contains("functionResponse"),
+        "{}",
+        last.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_openai_responses_api_to_openai_passthrough() {
     let (mock, gw) = mock_and_gateway().await;
     let out = run_python_script(
