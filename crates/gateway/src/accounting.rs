@@ -139,6 +139,12 @@ pub trait TokenLimits: Send + Sync {
     fn reserve(&self, estimated_tokens: u64) -> Reserving<'_>;
 }
 
+/// A client's budget caps shared by every instance (Redis): the request's expected cost is
+/// reserved where all instances see it, beside the ledger's own (per-process) reservation.
+pub trait SharedBudget: Send + Sync {
+    fn reserve(&self, expected: rust_decimal::Decimal) -> Reserving<'_>;
+}
+
 /// An admitted request's expected cost; dropping it unsettled releases it.
 pub trait Hold: Send {
     fn settle(self: Box<Self>, actual: Option<rust_decimal::Decimal>);

@@ -1393,3 +1393,57 @@ async fn daily_budget_holds_under_concurrent_requests() {
     assert_eq!(shown["budget_usd_day"].as_f64(), Some(0.000009), "{shown}");
     assert!(shown["spent_today_usd"].as_f64().unwrap() > 0.0, "{shown}");
 }
+
+/// Two instances over one database and one Redis: a client's budget reservations are seen by both,
+/// so a burst split across them admits what one instance alone would. FAILS when Redis is
+/// unreachable, unless EKAI_SKIP_REDIS=1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_sharing_redis_share_budget_reservations() {
+    if std::env::var("EKAI_SKIP_REDIS").as_deref() == Ok("1") {
+        eprintln!("REDIS TEST SKIPPED (EKAI_SKIP_REDIS=1)");
+        return;
+    }
+    // Every answer takes 300 ms, so the burst is in flight at once on both instances.
+    let mock = ekai_mock_provider::spawn(MockConfig {
+        default_scenario: Some("delay=300".into()),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let db_dir = scratch_dir();
+    let url = format!("sqlite://{}/usage.db", db_dir.display());
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("EKAI_MASTER_KEY", MASTER),
+        ("EKAI_ADMIN_TOKEN", ADMIN),
+        ("EKAI_AUTH_MODE", "keys"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/"),
+    ];
+    let a = gateway_for(&mock, &env);
+    // A cap one request's expected cost fills: one instance alone admits one at a time.
+    let (_, key) =
+        create_client(&a, json!({"name": "shared-budget", "budget_usd": 0.000009})).await;
+    let b = gateway_for(&mock, &env);
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let u = format!(
+            "{}/v1/chat/completions",
+            if i % 2 == 0 { &a.url } else { &b.url }
+        );
+        let k = bearer(&key);
+        tasks.push(tokio::spawn(async move {
+            post(&u, &[("authorization", &k)], &chat("gpt-4o-mini")).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            200 => ok += 1,
+            402 => assert_eq!(r.json()["error"]["code"], "BUDGET_EXCEEDED", "{}", r.text),
+            s => panic!("unexpected {s}: {}", r.text),
+        }
+    }
+    assert_eq!(ok, 1, "both instances saw the one reservation");
+    assert_eq!(mock.hits("openai"), 1);
+}

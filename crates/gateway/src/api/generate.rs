@@ -148,6 +148,7 @@ async fn run(
         client_key_id: client.as_ref().map(|c| c.id.clone()),
         client_budget: client.as_ref().and_then(|c| s.clients.budget_for(c)),
         client_tokens: client.as_ref().and_then(|c| s.clients.tokens_for(c)),
+        client_shared_budget: client.as_ref().and_then(|c| s.clients.shared_budget_for(c)),
         provider_pins: client
             .as_ref()
             .filter(|c| !c.policy.providers.is_empty())

@@ -13,7 +13,9 @@ pub mod seal;
 pub mod shared_limits;
 pub mod wallet;
 
-use crate::accounting::{Budget as BudgetTrait, Hold, Sink, TokenLimits, UsageRecord};
+use crate::accounting::{
+    Budget as BudgetTrait, Hold, SharedBudget, Sink, TokenLimits, UsageRecord,
+};
 use crate::config::{AuthConfig, AuthMode, Secret};
 use crate::error::GatewayError;
 use crate::ledger::Ledger;
@@ -424,6 +426,21 @@ impl Registry {
         }))
     }
 
+    /// With `REDIS_URL`: the client's caps as every instance sees them (None without Redis, a
+    /// ledger or a cap).
+    pub fn shared_budget_for(self: &Arc<Self>, client: &Client) -> Option<Arc<dyn SharedBudget>> {
+        let (month, day) = (client.policy.budget_usd, client.policy.budget_usd_day);
+        if self.shared.is_none() || self.ledger.is_none() || (month.is_none() && day.is_none()) {
+            return None;
+        }
+        Some(Arc::new(ClientSharedBudget {
+            registry: Arc::clone(self),
+            id: client.id.clone(),
+            month,
+            day,
+        }))
+    }
+
     /// A client's spend today (UTC).
     pub fn spent_today(&self, client_id: &str) -> Option<Decimal> {
         self.ledger
@@ -526,6 +543,97 @@ impl Drop for TokenHold {
             }
             None => {}
         }
+    }
+}
+
+struct ClientSharedBudget {
+    registry: Arc<Registry>,
+    id: String,
+    month: Option<Decimal>,
+    day: Option<Decimal>,
+}
+
+impl SharedBudget for ClientSharedBudget {
+    fn reserve(&self, expected: Decimal) -> crate::accounting::Reserving<'_> {
+        use crate::ledger::money::{from_nano, to_nano};
+        use crate::ledger::time::{day_start, month_start};
+        use shared_limits::{RedisLimits, UsdCap};
+        Box::pin(async move {
+            let (Some(shared), Some(ledger)) = (&self.registry.shared, &self.registry.ledger)
+            else {
+                return Ok(Box::new(UsdHold::default()) as Box<dyn Hold>);
+            };
+            let (month_settled, day_settled) = ledger.budget().client_settled_nano(&self.id);
+            let now = now_ms();
+            let mut caps = Vec::with_capacity(2);
+            let mut periods = Vec::with_capacity(2);
+            if let Some(cap) = self.day {
+                caps.push(UsdCap {
+                    key: RedisLimits::budget_key(&self.id, "d", day_start(now)),
+                    settled: day_settled,
+                    cap: to_nano(cap),
+                });
+                periods.push(("daily", "today (UTC)", cap, day_settled));
+            }
+            if let Some(cap) = self.month {
+                caps.push(UsdCap {
+                    key: RedisLimits::budget_key(&self.id, "m", month_start(now)),
+                    settled: month_settled,
+                    cap: to_nano(cap),
+                });
+                periods.push(("monthly", "this month", cap, month_settled));
+            }
+            let amount = to_nano(expected).max(0);
+            match shared.reserve_usd(&caps, amount).await {
+                Ok(reserved) => Ok(Box::new(UsdHold {
+                    registry: reserved.then(|| Arc::clone(&self.registry)),
+                    keys: caps.into_iter().map(|c| c.key).collect(),
+                    amount,
+                }) as Box<dyn Hold>),
+                Err(i) => {
+                    let (period, when, cap, settled) = periods.get(i).copied().unwrap_or((
+                        "monthly",
+                        "this month",
+                        Decimal::ZERO,
+                        0,
+                    ));
+                    Err(GatewayError::client_budget_exceeded(&format!(
+                        "this key's {period} budget of ${cap} is reached (spent ${} {when}, with the requests still running on every instance); ask the gateway's administrator to raise it",
+                        from_nano(settled)
+                    )))
+                }
+            }
+        })
+    }
+}
+
+/// A reservation in Redis, given back when the request's record is settled (its real cost then
+/// counts through the ledger).
+#[derive(Default)]
+struct UsdHold {
+    /// None: nothing was reserved (Redis was down).
+    registry: Option<Arc<Registry>>,
+    keys: Vec<String>,
+    amount: i64,
+}
+
+impl Hold for UsdHold {
+    fn settle(self: Box<Self>, _actual: Option<Decimal>) {}
+}
+
+impl Drop for UsdHold {
+    fn drop(&mut self) {
+        let Some(registry) = self.registry.take() else {
+            return;
+        };
+        let (keys, amount) = (std::mem::take(&mut self.keys), self.amount);
+        // Drop cannot wait for Redis; the release runs beside the response.
+        #[allow(clippy::disallowed_methods)]
+        tokio::spawn(async move {
+            if let Some(shared) = &registry.shared {
+                shared.release_usd(&keys, amount).await;
+            }
+        });
     }
 }
 

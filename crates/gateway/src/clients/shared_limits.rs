@@ -59,10 +59,37 @@ end
 return {1}
 "#;
 
+/// Budget reservations across instances. KEYS = one counter per cap (nano-USD reserved by running
+/// requests); ARGV = amount, then (settled spend, cap, ttl) per key. Refuses with `{0, index}` when
+/// settled + reserved by everyone has reached a cap, else adds the amount to every counter.
+const RESERVE_USD: &str = r#"
+local amount = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local settled = tonumber(ARGV[3 * i - 1])
+  local cap = tonumber(ARGV[3 * i])
+  local reserved = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if settled + reserved >= cap then return {0, i} end
+end
+for i = 1, #KEYS do
+  redis.call('INCRBY', KEYS[i], amount)
+  redis.call('EXPIRE', KEYS[i], tonumber(ARGV[3 * i + 1]))
+end
+return {1, 0}
+"#;
+
 pub struct RedisLimits {
     conn: ConnectionManager,
     admit: redis::Script,
     reserve: redis::Script,
+    reserve_usd: redis::Script,
+}
+
+/// One budget cap checked in Redis: its counter key, the spend already settled (nano-USD) and the
+/// cap (nano-USD).
+pub struct UsdCap {
+    pub key: String,
+    pub settled: i64,
+    pub cap: i64,
 }
 
 fn key(client: &str, window: &str, start: u64) -> String {
@@ -89,6 +116,7 @@ impl RedisLimits {
             conn,
             admit: redis::Script::new(ADMIT),
             reserve: redis::Script::new(RESERVE),
+            reserve_usd: redis::Script::new(RESERVE_USD),
         })
     }
 
@@ -211,6 +239,58 @@ impl RedisLimits {
         if let Err(e) = pipe.query_async::<()>(&mut conn).await {
             tracing::warn!(
                 "rate limits: Redis failed to release tokens ({:?})",
+                e.kind()
+            );
+        }
+    }
+
+    /// The Redis counter of a client's reservations for a period (`m` month, `d` day) starting at
+    /// `start_ms`.
+    pub fn budget_key(client: &str, period: &str, start_ms: i64) -> String {
+        format!("ekai:budget:{client}:{period}:{start_ms}")
+    }
+
+    /// Reserves `amount` nano-USD against every cap; Err(index) names the cap that is reached.
+    /// A Redis failure admits (and reserves nothing), like the rate limits.
+    pub async fn reserve_usd(&self, caps: &[UsdCap], amount: i64) -> Result<bool, usize> {
+        if caps.is_empty() {
+            return Ok(false);
+        }
+        let mut inv = self.reserve_usd.prepare_invoke();
+        inv.arg(amount);
+        for c in caps {
+            // Counters outlive the longest period (a month) and a request's lifetime.
+            inv.key(&c.key).arg(c.settled).arg(c.cap).arg(32 * 86_400);
+        }
+        let mut conn = self.conn.clone();
+        match inv.invoke_async::<Vec<i64>>(&mut conn).await {
+            Ok(v) if v.first() == Some(&0) => {
+                Err(v.get(1).and_then(|i| usize::try_from(*i).ok()).unwrap_or(1) - 1)
+            }
+            Ok(_) => Ok(true),
+            Err(e) => {
+                tracing::warn!(
+                    "budgets: Redis failed ({:?}); admitting on this instance's view",
+                    e.kind()
+                );
+                Ok(false)
+            }
+        }
+    }
+
+    /// Gives back a reservation made by `reserve_usd`.
+    pub async fn release_usd(&self, keys: &[String], amount: i64) {
+        if keys.is_empty() || amount == 0 {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for k in keys {
+            pipe.decr(k, amount).ignore();
+        }
+        let mut conn = self.conn.clone();
+        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+            tracing::warn!(
+                "budgets: Redis failed to release a reservation ({:?})",
                 e.kind()
             );
         }

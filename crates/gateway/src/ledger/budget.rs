@@ -232,6 +232,19 @@ impl Budget {
         })
     }
 
+    /// A client's spend this month and today in nano-USD, written or in transit, WITHOUT requests
+    /// still running (whose reservations a shared store counts across instances).
+    pub fn client_settled_nano(&self, client: &str) -> (i64, i64) {
+        let mut s = self.lock();
+        s.roll_month();
+        s.clients.get(client).map_or((0, 0), |c| {
+            (
+                c.written + c.in_transit,
+                c.today_written + c.today_in_transit,
+            )
+        })
+    }
+
     /// A client's month-to-date spend (written + in transit + reserved).
     pub fn client_spent(&self, client: &str) -> Decimal {
         let mut s = self.lock();

@@ -78,6 +78,8 @@ pub struct Ctx {
     pub provider_pins: Option<Arc<[String]>>,
     /// Put before the request's system prompt (the client's policy); forces the canonical path.
     pub system_prefix: Option<Arc<str>>,
+    /// The calling client's caps shared through Redis (several instances), reserved at admission.
+    pub client_shared_budget: Option<Arc<dyn crate::accounting::SharedBudget>>,
     /// The calling client's token limits: its estimated tokens are reserved at admission.
     pub client_tokens: Option<Arc<dyn crate::accounting::TokenLimits>>,
     /// The calling client's own upstream keys by provider name: used instead of the gateway's.
@@ -145,6 +147,9 @@ impl Proxy {
         let mut holds: Vec<Box<dyn crate::accounting::Hold>> = Vec::new();
         if let Some(t) = &ctx.client_tokens {
             holds.push(t.reserve(est_tokens).await?);
+        }
+        if let Some(b) = &ctx.client_shared_budget {
+            holds.push(b.reserve(expected).await?);
         }
         if let Some(b) = &ctx.client_budget {
             holds.push(
