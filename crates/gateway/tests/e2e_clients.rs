@@ -1320,7 +1320,7 @@ async fn provider_pins_and_system_prompt_prefix_apply_to_the_clients_requests() 
 /// A daily cap (UTC day) refuses once today's spend reaches it, and concurrent requests cannot
 /// all slip under it: the expected cost is reserved at admission.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn daily_budget_holds_under_concurrent_requests() {
+async fn daily_budget_holds_under_concurrent_streams() {
     // Every answer takes 300 ms, so the burst is in flight at once.
     let cfg = MockConfig {
         default_scenario: Some("delay=300".into()),
@@ -1338,14 +1338,20 @@ async fn daily_budget_holds_under_concurrent_requests() {
     for _ in 0..10 {
         let (u, a) = (chat_url.clone(), bearer(&key));
         tasks.push(tokio::spawn(async move {
-            post(&u, &[("authorization", &a)], &chat("gpt-4o-mini")).await
+            // Streams: the cost is known only when each one ends.
+            let body = json!({"model": "gpt-4o-mini", "stream": true,
+                "messages": [{"role": "user", "content": "hi there"}]});
+            post(&u, &[("authorization", &a)], &body.to_string()).await
         }));
     }
     let mut ok = 0;
     for t in tasks {
         let r = t.await.unwrap();
         match r.status {
-            200 => ok += 1,
+            200 => {
+                assert!(r.text.contains("data: [DONE]"), "{}", r.text);
+                ok += 1;
+            }
             402 => {
                 assert_eq!(r.json()["error"]["code"], "BUDGET_EXCEEDED", "{}", r.text);
                 assert!(r.text.contains("daily budget"), "{}", r.text);
