@@ -32,6 +32,21 @@ pub(super) fn function_tool(func: &Obj, path: &str) -> Result<FunctionTool, Wire
     })
 }
 
+/// The fields of a function definition, written into `out` (the inverse of [`function_tool`]):
+/// Chat nests them under `function`, Responses puts them beside `type`.
+pub(super) fn write_function(f: &FunctionTool, out: &mut Obj) {
+    out.insert("name".into(), Value::String(f.name.clone()));
+    if let Some(d) = &f.description {
+        out.insert("description".into(), Value::String(d.clone()));
+    }
+    if !f.parameters.is_null() {
+        out.insert("parameters".into(), f.parameters.clone());
+    }
+    if let Some(s) = f.strict {
+        out.insert("strict".into(), Value::Bool(s));
+    }
+}
+
 /// An OpenAI-shaped error body: `{"error":{"message","type","param","code"}}`.
 pub fn error_json(
     kind: ErrorKind,

@@ -832,16 +832,7 @@ fn tool_json(tool: &Tool) -> Option<Value> {
     match tool {
         Tool::Function(f) => {
             let mut func = Obj::new();
-            func.insert("name".into(), Value::String(f.name.clone()));
-            if let Some(d) = &f.description {
-                func.insert("description".into(), Value::String(d.clone()));
-            }
-            if !f.parameters.is_null() {
-                func.insert("parameters".into(), f.parameters.clone());
-            }
-            if let Some(s) = f.strict {
-                func.insert("strict".into(), Value::Bool(s));
-            }
+            super::super::openai_common::write_function(f, &mut func);
             Some(json!({"type": "function", "function": func}))
         }
         Tool::Unknown {

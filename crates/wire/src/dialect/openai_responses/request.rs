@@ -1043,16 +1043,7 @@ fn tool_json(tool: &Tool, defs: &mut Definitions<'_>) -> Option<Value> {
             }
             let mut out = Obj::new();
             out.insert("type".into(), "function".into());
-            out.insert("name".into(), Value::String(f.name.clone()));
-            if let Some(d) = &f.description {
-                out.insert("description".into(), Value::String(d.clone()));
-            }
-            if !f.parameters.is_null() {
-                out.insert("parameters".into(), f.parameters.clone());
-            }
-            if let Some(s) = f.strict {
-                out.insert("strict".into(), Value::Bool(s));
-            }
+            super::super::openai_common::write_function(f, &mut out);
             Some(Value::Object(out))
         }
         Tool::Unknown {
