@@ -23,6 +23,9 @@ pub fn http_client(config: &Config) -> anyhow::Result<reqwest::Client> {
         .connect_timeout(config.timeouts.connect)
         .tcp_nodelay(true)
         .pool_idle_timeout(std::time::Duration::from_secs(90))
+        // A provider's 3xx is an answer, not a hop to follow: replaying a POST (and its key)
+        // elsewhere is never what the client asked for.
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("ekai-gateway/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("building the upstream HTTP client")

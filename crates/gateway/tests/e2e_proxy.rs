@@ -762,6 +762,78 @@ async fn quiet_streams_get_keepalives_and_disconnects_are_accounted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_goes_silent_mid_stream_gets_an_idle_timeout() {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let dir = scratch_dir();
+    let cfg = dir.join("gw.toml");
+    std::fs::write(&cfg, "[timeouts]\nkeepalive_ms = 40\nidle_ms = 250\n").unwrap();
+    let gw = gateway_for(&mock, &[("EKAI_CONFIG", cfg.to_str().unwrap())]);
+    let started = std::time::Instant::now();
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[],
+        &chat("gpt-4o@chunk-delay=5000", true),
+    )
+    .await;
+    // Keep-alives while it is quiet, then an error event instead of waiting for the next event.
+    assert!(r.text.contains(": keep-alive"), "{}", r.text);
+    assert!(r.text.contains("stopped sending data"), "{}", r.text);
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    let log = gw.wait_log("stopped sending data").await;
+    assert!(log.contains("model=gpt-4o@chunk-delay=5000"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_events_reach_the_client_as_the_provider_sends_them() {
+    // The relay gathers what the provider sent in one burst into one write, but never holds an
+    // event back waiting for the next one.
+    let (_mock, gw) = mock_and_gateway().await;
+    for (path, headers, body) in [
+        (
+            "/v1/chat/completions",
+            &[][..],
+            chat("gpt-4o@chunk-delay=150,long=4", true),
+        ),
+        (
+            "/v1/messages",
+            ANTHROPIC_HEADERS,
+            msgs("gpt-4o@chunk-delay=150,long=4", true),
+        ),
+    ] {
+        let mut req = client()
+            .post(format!("{}{path}", gw.url))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut resp = req.send().await.unwrap();
+        let started = std::time::Instant::now();
+        let mut arrivals = Vec::new();
+        let mut text = String::new();
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            let s = String::from_utf8_lossy(&chunk).to_string();
+            if s.contains("word") {
+                arrivals.push(started.elapsed());
+            }
+            text.push_str(&s);
+        }
+        for w in ["word1", "word2", "word3", "word4"] {
+            assert!(text.contains(w), "{path}: {text}");
+        }
+        // Four words 150 ms apart arrive as four separate writes spread over ~450 ms.
+        assert!(arrivals.len() >= 4, "{path}: {arrivals:?}");
+        let spread = arrivals[arrivals.len() - 1] - arrivals[0];
+        assert!(
+            spread >= std::time::Duration::from_millis(300),
+            "{path}: {arrivals:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_gives_up_on_a_slow_json_request_is_still_accounted() {
     let (mock, gw) = mock_and_gateway().await;
     let res = client()

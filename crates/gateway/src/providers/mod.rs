@@ -15,7 +15,9 @@ mod xai;
 
 use crate::config::{Preset, ProviderConfig, ProviderKind};
 use ekai_wire::canonical::Dialect;
+use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
+use std::sync::OnceLock;
 
 /// What the gateway asks an upstream to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,17 +28,46 @@ pub enum Operation {
     Embed,
 }
 
+/// Upstream headers as typed values.
+pub type HeaderList = Vec<(HeaderName, HeaderValue)>;
+
 #[derive(Debug)]
 pub struct Provider {
     pub config: ProviderConfig,
     /// Models the config file declares for this provider (the catalog knows the rest).
     pub models: Vec<String>,
+    /// Parsed once: parsing a URL (IDNA host processing included) and converting header names and
+    /// values on every request cost more than the rest of building the upstream request.
+    urls: [OnceLock<Option<reqwest::Url>>; URL_SLOTS],
+    fixed_headers: OnceLock<Result<HeaderList, String>>,
+}
+
+const URL_SLOTS: usize = 4 * 3;
+
+fn url_slot(dialect: Dialect, op: Operation) -> usize {
+    let d = match dialect {
+        Dialect::OpenAiChat => 0,
+        Dialect::Anthropic => 1,
+        Dialect::OpenAiResponses => 2,
+        Dialect::Gemini => 3,
+    };
+    let o = match op {
+        Operation::Generate => 0,
+        Operation::CountTokens => 1,
+        Operation::Embed => 2,
+    };
+    d * 3 + o
 }
 
 impl Provider {
     pub fn new(config: ProviderConfig) -> Self {
         let models = config.models.clone();
-        Provider { config, models }
+        Provider {
+            config,
+            models,
+            urls: Default::default(),
+            fixed_headers: OnceLock::new(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -107,6 +138,65 @@ impl Provider {
             (Dialect::Gemini, op) => Some(gemini::url(base, model, op, stream)),
             (Dialect::OpenAiChat | Dialect::OpenAiResponses, Operation::CountTokens) => None,
         }
+    }
+
+    /// [`Provider::url`], parsed; cached when the URL does not name the model.
+    pub fn request_url(
+        &self,
+        dialect: Dialect,
+        op: Operation,
+        model: &str,
+        stream: bool,
+    ) -> Result<Option<reqwest::Url>, String> {
+        let parse = || -> Result<Option<reqwest::Url>, String> {
+            self.url(dialect, op, model, stream)
+                .map(|u| reqwest::Url::parse(&u))
+                .transpose()
+                .map_err(|e| format!("provider '{}' has an invalid base URL: {e}", self.name()))
+        };
+        let per_model = dialect == Dialect::Gemini
+            || (self.config.kind == ProviderKind::Azure && dialect == Dialect::OpenAiChat);
+        if per_model {
+            return parse();
+        }
+        let slot = &self.urls[url_slot(dialect, op)];
+        if let Some(u) = slot.get() {
+            return Ok(u.clone());
+        }
+        let u = parse()?;
+        Ok(slot.get_or_init(|| u).clone())
+    }
+
+    /// [`Provider::headers`] as typed header values (the key's marked sensitive); built once when
+    /// they do not depend on the client's Anthropic version/beta headers.
+    pub fn header_list(
+        &self,
+        anthropic_version: Option<&str>,
+        anthropic_beta: Option<&str>,
+    ) -> Result<HeaderList, String> {
+        let convert = |list: Vec<(&'static str, String)>| -> Result<HeaderList, String> {
+            list.into_iter()
+                .map(|(k, v)| {
+                    let mut value = HeaderValue::try_from(v).map_err(|_| {
+                        format!(
+                            "provider '{}': the '{k}' header (API key?) is not a valid header value",
+                            self.name()
+                        )
+                    })?;
+                    value.set_sensitive(true);
+                    let name = HeaderName::from_bytes(k.as_bytes())
+                        .map_err(|_| format!("invalid upstream header name '{k}'"))?;
+                    Ok((name, value))
+                })
+                .collect()
+        };
+        let per_client = self.config.dialect == Dialect::Anthropic;
+        if per_client {
+            return convert(self.headers(anthropic_version, anthropic_beta));
+        }
+        self.fixed_headers
+            .get_or_init(|| convert(self.headers(None, None)))
+            .clone()
     }
 
     /// Authentication and protocol headers. `client_headers` are the Anthropic version/beta headers

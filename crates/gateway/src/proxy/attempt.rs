@@ -324,7 +324,7 @@ impl Attempt<'_> {
             inbound.estimate.input_tokens,
         )
         .on_complete(keep);
-        Ok(sse_response(Body::from_stream(relay.into_stream())))
+        Ok(sse_response(Body::from_stream(relay)))
     }
 
     #[allow(clippy::too_many_arguments)]

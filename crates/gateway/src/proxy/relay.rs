@@ -1,5 +1,6 @@
 //! Streams an upstream SSE body to the client as it arrives: byte-for-byte when both sides speak the
-//! same dialect, event-by-event translated otherwise. Nothing is buffered beyond one partial event.
+//! same dialect, event-by-event translated otherwise. Nothing is buffered beyond one partial event
+//! and what the upstream already delivered: events that arrived together leave in one write.
 //!
 //! Dropping a `Relay` (the client hung up, so hyper dropped the body) drops the upstream response,
 //! which cancels the upstream request; `Drop` still emits the accounting record, marked disconnected.
@@ -13,7 +14,13 @@ use ekai_wire::canonical::{
 };
 use ekai_wire::dialect::openai_chat;
 use ekai_wire::sse::{SseParser, write_event};
+use futures_util::Stream;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::time::{Instant, Sleep};
 
 /// Given the translated answer once it is complete (a Responses conversation to keep).
 pub type OnComplete = Box<dyn FnOnce(&CanonicalResponse) + Send>;
@@ -30,15 +37,36 @@ pub enum Mode {
     },
 }
 
+/// The upstream body as a stream of chunks (reqwest's type cannot be named).
+type UpstreamBody = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// Most bytes gathered into one client write: enough for a burst of events, small enough that a
+/// slow client's socket takes it in one go.
+const MAX_GATHER: usize = 64 * 1024;
+
+/// Yields without a new upstream chunk before sending what was gathered. hyper's client needs two
+/// scheduler rounds to hand over the next chunk it has already read (measured: never more than
+/// two with the whole stream in its buffer); one spare.
+const GATHER_YIELDS: u32 = 3;
+
 pub struct Relay {
-    upstream: reqwest::Response,
+    upstream: UpstreamBody,
     parser: SseParser,
     mode: Mode,
     client: Dialect,
     provider: Dialect,
     keepalive: Duration,
     idle: Duration,
-    silent_for: Duration,
+    /// Fires `keepalive` after the last upstream bytes (re-armed lazily, not per chunk).
+    timer: Pin<Box<Sleep>>,
+    last_data: Instant,
+    /// Translated bytes waiting for the client, in order.
+    ready: VecDeque<Bytes>,
+    ready_len: usize,
+    /// Handing `ready` over to the client; gathering resumes once it is empty.
+    sending: bool,
+    /// Yields in a row that brought no new upstream chunk.
+    idle_yields: u32,
     events: Vec<StreamEvent>,
     acc: ResponseAccumulator,
     usage: Usage,
@@ -73,15 +101,21 @@ impl Relay {
         record: Record,
         estimated_input: u64,
     ) -> Self {
+        let now = Instant::now();
         Relay {
-            upstream,
+            upstream: Box::pin(upstream.bytes_stream()),
             parser: SseParser::new(),
             mode,
             client,
             provider,
             keepalive,
             idle,
-            silent_for: Duration::ZERO,
+            timer: Box::pin(tokio::time::sleep_until(now + keepalive)),
+            last_data: now,
+            ready: VecDeque::new(),
+            ready_len: 0,
+            sending: false,
+            idle_yields: 0,
             events: Vec::new(),
             acc: ResponseAccumulator::new(),
             usage: Usage::default(),
@@ -95,50 +129,83 @@ impl Relay {
         }
     }
 
-    /// The response body as a stream of chunks.
-    pub fn into_stream(
-        self,
-    ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-        futures_util::stream::unfold(self, |mut r| async move {
-            let chunk = r.next_chunk().await?;
-            r.bytes_out += chunk.len();
-            Some((Ok(chunk), r))
-        })
+    fn queue(&mut self, out: Bytes) {
+        if !out.is_empty() {
+            self.ready_len += out.len();
+            self.ready.push_back(out);
+        }
     }
 
-    async fn next_chunk(&mut self) -> Option<Bytes> {
-        if self.done {
-            return None;
-        }
+    /// Reads what the upstream has ready into `ready`. `Pending` only when there is nothing to send.
+    ///
+    /// Why gather: hyper's client hands over a stream one chunk per poll, and the server writes
+    /// to the socket whenever the body says `Pending`. Returning each event as it comes would
+    /// cost one write (and one wake-up of the client) per event even when the upstream sent a
+    /// burst in one packet. So when the upstream is momentarily empty, the relay yields to the
+    /// scheduler (letting the connection task decode what it already read) and sends what it
+    /// gathered once yielding stops bringing chunks. A real model's events, milliseconds apart,
+    /// go out one by one as before, a few task polls later.
+    fn gather(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if let Some(first) = self.pending.take() {
             let out = self.process(first);
-            if !out.is_empty() {
-                return Some(out);
+            self.queue(out);
+        }
+        while !self.done && self.ready_len < MAX_GATHER {
+            match self.upstream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    self.idle_yields = 0;
+                    self.last_data = Instant::now();
+                    let out = self.process(chunk);
+                    self.queue(out);
+                }
+                Poll::Ready(Some(Err(_))) => {
+                    let out = self.fail("api_error", "the provider closed the stream early");
+                    self.queue(out);
+                }
+                Poll::Ready(None) => {
+                    if let Some(out) = self.end() {
+                        self.queue(out);
+                    }
+                    self.done = true;
+                }
+                Poll::Pending if !self.ready.is_empty() => {
+                    // The first event goes out at once, with the response head.
+                    if self.bytes_out > 0 && self.idle_yields < GATHER_YIELDS {
+                        self.idle_yields += 1;
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    self.idle_yields = 0;
+                    return Poll::Ready(());
+                }
+                Poll::Pending => return self.poll_silence(cx),
             }
         }
+        Poll::Ready(())
+    }
+
+    /// The upstream is quiet and nothing waits to be sent: a keep-alive, or the idle timeout.
+    fn poll_silence(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
-            match tokio::time::timeout(self.keepalive, self.upstream.chunk()).await {
-                Err(_) => {
-                    self.silent_for += self.keepalive;
-                    if self.silent_for >= self.idle {
-                        return Some(
-                            self.fail("timeout_error", "the provider stopped sending data"),
-                        );
-                    }
-                    return Some(Bytes::from_static(codec::keepalive(self.client)));
-                }
-                Ok(Err(_)) => {
-                    return Some(self.fail("api_error", "the provider closed the stream early"));
-                }
-                Ok(Ok(None)) => return self.end(),
-                Ok(Ok(Some(chunk))) => {
-                    self.silent_for = Duration::ZERO;
-                    let out = self.process(chunk);
-                    if !out.is_empty() {
-                        return Some(out);
-                    }
-                }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
             }
+            let now = Instant::now();
+            let silent = now.saturating_duration_since(self.last_data);
+            if silent < self.keepalive {
+                // Data came since the timer was set: re-arm for the rest of the quiet period.
+                let at = self.last_data + self.keepalive;
+                self.timer.as_mut().reset(at);
+                continue;
+            }
+            self.timer.as_mut().reset(now + self.keepalive);
+            let out = if silent >= self.idle {
+                self.fail("timeout_error", "the provider stopped sending data")
+            } else {
+                Bytes::from_static(codec::keepalive(self.client))
+            };
+            self.queue(out);
+            return Poll::Ready(());
         }
     }
 
@@ -273,6 +340,36 @@ impl Relay {
             _ => codec::encoder(self.client, 0, false).encode(&ev, &mut out),
         }
         Bytes::from(out)
+    }
+}
+
+impl Stream for Relay {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        // Hand over what was gathered back to back (hyper buffers it into one write), then gather
+        // again.
+        if !this.sending {
+            if this.gather(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.sending = true;
+        }
+        match this.ready.pop_front() {
+            Some(out) => {
+                this.ready_len -= out.len();
+                this.bytes_out += out.len();
+                if this.ready.is_empty() {
+                    this.sending = false;
+                }
+                Poll::Ready(Some(Ok(out)))
+            }
+            None => {
+                this.sending = false;
+                Poll::Ready(None)
+            }
+        }
     }
 }
 

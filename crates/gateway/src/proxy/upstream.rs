@@ -8,7 +8,11 @@ use crate::error::GatewayError;
 use crate::providers::{Operation, Provider};
 use bytes::Bytes;
 use ekai_wire::canonical::Dialect;
+use http::HeaderValue;
 use http::header;
+
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+const HOP: http::HeaderName = http::HeaderName::from_static(HOP_HEADER);
 use std::time::Duration;
 
 /// An attempt's failure, and whether the next candidate should be tried.
@@ -68,7 +72,8 @@ pub async fn send(
     instance_id: &str,
 ) -> Result<reqwest::Response, GatewayError> {
     let url = provider
-        .url(target.dialect, target.op, target.model, target.stream)
+        .request_url(target.dialect, target.op, target.model, target.stream)
+        .map_err(GatewayError::internal)?
         .ok_or_else(|| {
             GatewayError::invalid(format!(
                 "provider '{}' does not support this operation",
@@ -77,8 +82,8 @@ pub async fn send(
         })?;
     let mut rb = client
         .post(url)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(HOP_HEADER, instance_id)
+        .header(header::CONTENT_TYPE, APPLICATION_JSON)
+        .header(HOP, instance_id)
         .body(body);
     // A client with its own key for this provider: the same headers, with its key.
     if ctx.sealed.is_some()
@@ -97,17 +102,21 @@ pub async fn send(
         .upstream_keys
         .as_ref()
         .and_then(|keys| keys.get(provider.name()))
-        .map(|k| Provider {
-            config: crate::config::ProviderConfig {
+        .map(|k| {
+            Provider::new(crate::config::ProviderConfig {
                 api_key: Some(k.clone()),
                 ..provider.config.clone()
-            },
-            models: Vec::new(),
+            })
         });
-    for (k, v) in own.as_ref().unwrap_or(provider).headers(
-        ctx.anthropic_version.as_deref(),
-        ctx.anthropic_beta.as_deref(),
-    ) {
+    let headers = own
+        .as_ref()
+        .unwrap_or(provider)
+        .header_list(
+            ctx.anthropic_version.as_deref(),
+            ctx.anthropic_beta.as_deref(),
+        )
+        .map_err(GatewayError::internal)?;
+    for (k, v) in headers {
         rb = rb.header(k, v);
     }
     for (k, v) in extra {
