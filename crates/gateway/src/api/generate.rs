@@ -17,6 +17,12 @@ use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::time::Instant;
 
+// Built at compile time: a `&str` name is parsed again on every insert.
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+const X_EKAI_PROVIDER: http::HeaderName = http::HeaderName::from_static("x-ekai-provider");
+const X_EKAI_MODEL: http::HeaderName = http::HeaderName::from_static("x-ekai-model");
+const X_EKAI_ATTEMPTS: http::HeaderName = http::HeaderName::from_static("x-ekai-attempts");
+
 #[derive(Clone, Copy)]
 enum Op {
     Generate,
@@ -206,19 +212,19 @@ async fn run(
     };
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-        h.insert("x-request-id", v);
+        h.insert(X_REQUEST_ID, v);
     }
     let (provider, model) = match &ctx.served {
         Some((p, m)) => (p.as_str(), m.as_str()),
         None => ("none", ctx.requested_model.as_deref().unwrap_or("")),
     };
     if let Ok(v) = HeaderValue::from_str(provider) {
-        h.insert("x-ekai-provider", v);
+        h.insert(X_EKAI_PROVIDER, v);
     }
     if let Ok(v) = HeaderValue::from_str(model) {
-        h.insert("x-ekai-model", v);
+        h.insert(X_EKAI_MODEL, v);
     }
-    h.insert("x-ekai-attempts", HeaderValue::from(ctx.attempts));
+    h.insert(X_EKAI_ATTEMPTS, HeaderValue::from(ctx.attempts));
     resp
 }
 

@@ -228,14 +228,17 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 /// Set on every response, errors and refusals included: the API serves JSON and event streams
 /// that must never be sniffed, framed or leak the page they were called from.
 async fn security_headers(mut resp: axum::response::Response) -> axum::response::Response {
-    use http::HeaderValue;
+    use http::{HeaderValue, header};
     let h = resp.headers_mut();
     h.insert(
-        "x-content-type-options",
+        header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     resp
 }
 
