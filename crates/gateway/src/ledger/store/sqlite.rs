@@ -26,6 +26,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sapphire",
         include_str!("../../../migrations/sqlite/0004_sapphire.sql"),
     ),
+    (
+        5,
+        "unused_indexes",
+        include_str!("../../../migrations/sqlite/0005_unused_indexes.sql"),
+    ),
 ];
 
 #[derive(Clone)]
