@@ -1,6 +1,7 @@
 //! `/usage` over a big ledger: a 30-day aggregate (totals, by provider, by model, and the first page
-//! of records — what `GET /usage` does), and what the dashboard's overview runs, over 1,000,000 rows
-//! spread across 60 days, on SQLite.
+//! of records — what `GET /usage` does), what the dashboard's overview runs, and the first page of
+//! its requests table filtered by provider or model, over 1,000,000 rows spread across 60 days, on
+//! SQLite.
 //!
 //! The database is built once under the target directory and reused by later runs.
 //! Run: `cargo bench -p ekai-gateway --bench usage_query`.
@@ -140,6 +141,43 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // `GET /admin/stats/requests` with the table's provider or model filter (its first page), and
+    // `GET /usage` for one client key.
+    for (name, provider, model) in [
+        (
+            "requests_page_one_provider_like_admin_stats",
+            Some("anthropic"),
+            None,
+        ),
+        (
+            "requests_page_one_model_like_admin_stats",
+            None,
+            Some("o4-mini"),
+        ),
+    ] {
+        let filter = Filter {
+            provider: provider.map(str::to_string),
+            model: model.map(str::to_string),
+            ..filter.clone()
+        };
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(rt.block_on(store.records(&filter, 50, 0)).unwrap()))
+        });
+    }
+    g.bench_function("30_day_report_one_key_like_GET_usage", |b| {
+        b.iter(|| {
+            let req = ReportRequest {
+                filter: Filter {
+                    key: Some("key_7".into()),
+                    ..filter.clone()
+                },
+                group_by: None,
+                limit: 100,
+                offset: 0,
+            };
+            black_box(rt.block_on(query::report(&store, &req)).unwrap())
+        })
+    });
     g.finish();
 }
 

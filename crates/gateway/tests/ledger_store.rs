@@ -258,6 +258,61 @@ async fn batches_and_rollups_are_exact(db: &TestDb) {
 }
 both!(batches_and_rollups_are_exact);
 
+async fn a_failed_batch_leaves_nothing_and_the_next_is_written(db: &TestDb) {
+    let s = db.open().await;
+    // A row the database refuses, in the middle of a multi-row INSERT: rows before it in the same
+    // statement are already in the table when it fails.
+    match &s {
+        Store::Sqlite(x) => sqlx::raw_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON usage_records WHEN NEW.request_id = 'refused' \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+        .execute(&x.pool)
+        .await
+        .map(|_| ()),
+        Store::Postgres(x) => sqlx::raw_sql(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.request_id = 'refused' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER refuse BEFORE INSERT ON usage_records FOR EACH ROW EXECUTE FUNCTION refuse()",
+        )
+        .execute(&x.pool)
+        .await
+        .map(|_| ()),
+    }
+    .unwrap();
+    let base = day_start(now_ms()) - 5 * DAY_MS + HOUR_MS / 2;
+    let mut data = dataset(base);
+    data[450].request_id = "refused".into();
+    let rows: Vec<store::Row> = data.iter().map(store::Row::from_record).collect();
+    s.insert_batch(&rows[..300]).await.unwrap();
+    assert!(s.insert_batch(&rows[300..600]).await.is_err());
+    s.insert_batch(&rows[600..]).await.unwrap();
+
+    let written: Vec<UsageRecord> = data[..300].iter().chain(&data[600..]).cloned().collect();
+    assert_eq!(s.count_records().await.unwrap(), 700);
+    // Ragged edges, whole hours and whole days: raw rows and both rollups agree with the two
+    // batches that were written, and nothing of the refused one.
+    let full = Filter {
+        start_ms: base - 1,
+        end_ms: base + 4 * DAY_MS,
+        ..Filter::default()
+    };
+    assert_eq!(
+        s.aggregate(&full, None).await.unwrap()[0].1,
+        expected(&written, |_| true)
+    );
+    let by_day = s.aggregate(&full, Some(GroupBy::Day)).await.unwrap();
+    let by_hour = s.aggregate(&full, Some(GroupBy::Hour)).await.unwrap();
+    for groups in [by_day, by_hour] {
+        let mut sum = Totals::default();
+        for (_, t) in &groups {
+            sum.add(t);
+        }
+        assert_eq!(sum, expected(&written, |_| true));
+    }
+}
+both!(a_failed_batch_leaves_nothing_and_the_next_is_written);
+
 async fn queries_group_filter_and_page(db: &TestDb) {
     let s = db.open().await;
     let base = day_start(now_ms()) - 5 * DAY_MS + HOUR_MS / 2;

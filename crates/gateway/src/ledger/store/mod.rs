@@ -288,8 +288,8 @@ impl Totals {
     }
 }
 
-/// (bucket start, provider, model, client key or '')
-type CellKey = (i64, String, String, String);
+/// (bucket start, provider, model, client key or ''), borrowed from the batch's rows.
+type CellKey<'a> = (i64, &'a str, &'a str, &'a str);
 
 pub(crate) const ROLLUPS: [&str; 2] = ["usage_hourly", "usage_daily"];
 
@@ -305,11 +305,33 @@ const ROW_ARITY: usize = 35;
 /// grow with every new batch size seen (measured: ~0.4 KB per request under load).
 const CHUNK_SIZES: [usize; 4] = [128, 32, 8, 1];
 
-/// `rows` cut into chunks of the sizes in `CHUNK_SIZES`, largest first.
-fn fixed_chunks<T>(rows: &[T]) -> Vec<&[T]> {
+/// The summed columns of a rollup cell, in [`totals_args`] order.
+const SUMS: [&str; 14] = [
+    "requests",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_input",
+    "cost_output",
+    "cost_cache_read",
+    "cost_cache_write",
+    "cost_total",
+    "unpriced",
+    "total_ms",
+];
+const CELL_ARITY: usize = 4 + SUMS.len();
+/// Cells per rollup upsert, as [`CHUNK_SIZES`] for rows. Batches have from one to a few dozen
+/// cells, so every power of two: few statements per batch, and still few texts.
+const CELL_CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+
+/// `items` cut into chunks of the sizes in `sizes`, largest first (the last size must be 1).
+fn fixed_chunks<'a, T>(items: &'a [T], sizes: &[usize]) -> Vec<&'a [T]> {
     let mut out = Vec::new();
-    let mut rest = rows;
-    for size in CHUNK_SIZES {
+    let mut rest = items;
+    for &size in sizes {
         while rest.len() >= size {
             let (chunk, r) = rest.split_at(size);
             out.push(chunk);
@@ -319,57 +341,106 @@ fn fixed_chunks<T>(rows: &[T]) -> Vec<&[T]> {
     out
 }
 
-fn rollup_upsert_sql(table: &str) -> String {
-    let sums = [
-        "requests",
-        "errors",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "reasoning_tokens",
-        "cost_input",
-        "cost_output",
-        "cost_cache_read",
-        "cost_cache_write",
-        "cost_total",
-        "unpriced",
-        "total_ms",
-    ];
-    let set: Vec<String> = sums
+/// `(?, ?, …), (?, …)`: `rows` groups of `arity` placeholders.
+fn values_list(rows: usize, arity: usize) -> String {
+    let one = format!("({})", vec!["?"; arity].join(", "));
+    vec![one.as_str(); rows].join(", ")
+}
+
+/// The INSERT of `rows` usage rows, for SQLite (`pg` false) or Postgres.
+///
+/// On SQLite it is `INSERT OR FAIL`: with the default conflict action (ABORT) a multi-row INSERT
+/// must be able to undo its own rows alone, so SQLite writes every page it touches to a statement
+/// journal first (a temporary file once past 64 KiB, created and deleted per statement); FAIL
+/// keeps the rows written before a failing one, which changes nothing here because any error
+/// fails and rolls back the whole batch's transaction.
+fn insert_rows_sql(pg: bool, rows: usize) -> String {
+    let verb = if pg { "INSERT" } else { "INSERT OR FAIL" };
+    let sql = format!(
+        "{verb} INTO usage_records ({ROW_COLUMNS}) VALUES {}",
+        values_list(rows, ROW_ARITY)
+    );
+    placeholders(pg, &sql).into_owned()
+}
+
+/// The additive upsert of `cells` distinct cells into a rollup table. One statement may not
+/// touch a cell twice (Postgres refuses it), so callers pass distinct cells.
+fn rollup_upsert_sql(pg: bool, table: &str, cells: usize) -> String {
+    let set: Vec<String> = SUMS
         .iter()
         .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
         .collect();
-    format!(
-        "INSERT INTO {table} (bucket_start, provider, model, client_key_id, {}) VALUES (?, ?, ?, ?, {}) \
+    let sql = format!(
+        "INSERT INTO {table} (bucket_start, provider, model, client_key_id, {}) VALUES {} \
          ON CONFLICT (bucket_start, provider, model, client_key_id) DO UPDATE SET {}",
-        sums.join(", "),
-        vec!["?"; sums.len()].join(", "),
+        SUMS.join(", "),
+        values_list(cells, CELL_ARITY),
         set.join(", ")
-    )
+    );
+    placeholders(pg, &sql).into_owned()
 }
 
-fn rollup_cells(rows: &[Row]) -> [HashMap<CellKey, Totals>; 2] {
-    let mut hourly: HashMap<CellKey, Totals> = HashMap::new();
-    let mut daily: HashMap<CellKey, Totals> = HashMap::new();
+/// The batch statements' texts, built once: every batch runs the same few.
+struct BatchSql {
+    /// Per `CHUNK_SIZES` entry.
+    rows: Vec<String>,
+    /// Per rollup table, per `CELL_CHUNKS` entry.
+    cells: [Vec<String>; 2],
+}
+
+impl BatchSql {
+    fn get(pg: bool) -> &'static BatchSql {
+        static SQL: std::sync::OnceLock<[BatchSql; 2]> = std::sync::OnceLock::new();
+        let both = SQL.get_or_init(|| {
+            [false, true].map(|pg| BatchSql {
+                rows: CHUNK_SIZES
+                    .iter()
+                    .map(|&n| insert_rows_sql(pg, n))
+                    .collect(),
+                cells: ROLLUPS.map(|t| {
+                    CELL_CHUNKS
+                        .iter()
+                        .map(|&n| rollup_upsert_sql(pg, t, n))
+                        .collect()
+                }),
+            })
+        });
+        &both[usize::from(pg)]
+    }
+
+    fn rows(&self, n: usize) -> &str {
+        let i = CHUNK_SIZES.iter().position(|&s| s == n).unwrap_or(0);
+        &self.rows[i]
+    }
+
+    fn cells(&self, table: usize, n: usize) -> &str {
+        let i = CELL_CHUNKS.iter().position(|&s| s == n).unwrap_or(0);
+        &self.cells[table][i]
+    }
+}
+
+/// The batch's rollup cells per table (hourly, daily), sorted so that two instances upserting the
+/// same cells lock them in the same order (no deadlock between concurrent Postgres writers).
+fn rollup_cells(rows: &[Row]) -> [Vec<(CellKey<'_>, Totals)>; 2] {
+    let mut hourly: HashMap<CellKey<'_>, Totals> = HashMap::new();
+    let mut daily: HashMap<CellKey<'_>, Totals> = HashMap::new();
     for r in rows {
         let t = Totals::of_row(r);
-        let key = r.client_key_id.clone().unwrap_or_default();
+        let key = r.client_key_id.as_deref().unwrap_or_default();
         for (map, bucket) in [
             (&mut hourly, hour_start(r.started_at)),
             (&mut daily, day_start(r.started_at)),
         ] {
-            map.entry((
-                bucket,
-                r.provider.clone(),
-                r.upstream_model.clone(),
-                key.clone(),
-            ))
-            .or_default()
-            .add(&t);
+            map.entry((bucket, &r.provider, &r.upstream_model, key))
+                .or_default()
+                .add(&t);
         }
     }
-    [hourly, daily]
+    [hourly, daily].map(|m| {
+        let mut v: Vec<(CellKey<'_>, Totals)> = m.into_iter().collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        v
+    })
 }
 
 fn totals_args(t: &Totals) -> [i64; 14] {
@@ -609,97 +680,107 @@ impl Store {
         rows: &[Row],
         receipts: &[OutboxRow],
     ) -> Result<(), sqlx::Error> {
-        debug_assert!(fixed_chunks(rows).iter().map(|c| c.len()).sum::<usize>() == rows.len());
         if rows.is_empty() {
             return Ok(());
         }
         let cells = rollup_cells(rows);
-        dispatch!(self, |pool, pg| {
-            let mut tx = pool.begin().await?;
-            for chunk in fixed_chunks(rows) {
-                let one = format!("({})", vec!["?"; ROW_ARITY].join(", "));
-                let sql = format!(
-                    "INSERT INTO usage_records ({ROW_COLUMNS}) VALUES {}",
-                    vec![one.as_str(); chunk.len()].join(", ")
-                );
-                let sql = placeholders(pg, &sql);
-                let mut q = sqlx::query(&sql);
-                for r in chunk {
-                    let c = r.cost;
-                    q = q
-                        .bind(&r.request_id)
-                        .bind(r.attempt)
-                        .bind(r.started_at)
-                        .bind(&r.client_key_id)
-                        .bind(&r.client_dialect)
-                        .bind(&r.requested_model)
-                        .bind(&r.provider)
-                        .bind(&r.upstream_model)
-                        .bind(r.status)
-                        .bind(&r.error_kind)
-                        .bind(&r.error)
-                        .bind(r.input_tokens)
-                        .bind(r.output_tokens)
-                        .bind(r.cache_read_tokens)
-                        .bind(r.cache_write_tokens)
-                        .bind(r.reasoning_tokens)
-                        .bind(c.map(|c| c.input))
-                        .bind(c.map(|c| c.output))
-                        .bind(c.map(|c| c.cache_read))
-                        .bind(c.map(|c| c.cache_write))
-                        .bind(c.map(|c| c.total))
-                        .bind(c.is_some())
-                        .bind(r.usage_estimated)
-                        .bind(r.streamed)
-                        .bind(r.client_disconnected)
-                        .bind(r.first_byte_ms)
-                        .bind(r.total_ms)
-                        .bind(&r.payment_method);
-                    let p = r.x402.as_ref();
-                    q = q
-                        .bind(p.map(|p| p.amount_atomic.clone()))
-                        .bind(p.map(|p| p.amount_nano))
-                        .bind(p.map(|p| p.asset.clone()))
-                        .bind(p.map(|p| p.network.clone()))
-                        .bind(p.map(|p| p.payer.clone()))
-                        .bind(p.map(|p| p.payee.clone()))
-                        .bind(p.and_then(|p| p.tx_hash.clone()));
-                }
-                q.execute(&mut *tx).await?;
-            }
-            for (table, cells) in ROLLUPS.iter().zip(cells.iter()) {
-                let sql = rollup_upsert_sql(table);
-                let sql = placeholders(pg, &sql);
-                // Sorted so that two instances upserting the same cells lock them in the same order
-                // (no deadlock between concurrent Postgres writers).
-                let mut keys: Vec<&CellKey> = cells.keys().collect();
-                keys.sort();
-                for k in keys {
-                    let Some(t) = cells.get(k) else { continue };
-                    let mut q = sqlx::query(&sql).bind(k.0).bind(&k.1).bind(&k.2).bind(&k.3);
-                    for v in totals_args(t) {
-                        q = q.bind(v);
+        // `$conn.begin()` is `Pool::begin` for Postgres and `Connection::begin` for SQLite's
+        // writer connection; the rest is the same text for both engines.
+        macro_rules! write_batch {
+            ($conn:expr, $pg:expr) => {{
+                let sql = BatchSql::get($pg);
+                let mut tx = $conn.begin().await?;
+                for chunk in fixed_chunks(rows, &CHUNK_SIZES) {
+                    let mut q = sqlx::query(sql.rows(chunk.len()));
+                    for r in chunk {
+                        let c = r.cost;
+                        q = q
+                            .bind(&r.request_id)
+                            .bind(r.attempt)
+                            .bind(r.started_at)
+                            .bind(&r.client_key_id)
+                            .bind(&r.client_dialect)
+                            .bind(&r.requested_model)
+                            .bind(&r.provider)
+                            .bind(&r.upstream_model)
+                            .bind(r.status)
+                            .bind(&r.error_kind)
+                            .bind(&r.error)
+                            .bind(r.input_tokens)
+                            .bind(r.output_tokens)
+                            .bind(r.cache_read_tokens)
+                            .bind(r.cache_write_tokens)
+                            .bind(r.reasoning_tokens)
+                            .bind(c.map(|c| c.input))
+                            .bind(c.map(|c| c.output))
+                            .bind(c.map(|c| c.cache_read))
+                            .bind(c.map(|c| c.cache_write))
+                            .bind(c.map(|c| c.total))
+                            .bind(c.is_some())
+                            .bind(r.usage_estimated)
+                            .bind(r.streamed)
+                            .bind(r.client_disconnected)
+                            .bind(r.first_byte_ms)
+                            .bind(r.total_ms)
+                            .bind(&r.payment_method);
+                        let p = r.x402.as_ref();
+                        q = q
+                            .bind(p.map(|p| p.amount_atomic.as_str()))
+                            .bind(p.map(|p| p.amount_nano))
+                            .bind(p.map(|p| p.asset.as_str()))
+                            .bind(p.map(|p| p.network.as_str()))
+                            .bind(p.map(|p| p.payer.as_str()))
+                            .bind(p.map(|p| p.payee.as_str()))
+                            .bind(p.and_then(|p| p.tx_hash.as_deref()));
                     }
                     q.execute(&mut *tx).await?;
                 }
+                for (table, cells) in cells.iter().enumerate() {
+                    for chunk in fixed_chunks(cells, &CELL_CHUNKS) {
+                        let mut q = sqlx::query(sql.cells(table, chunk.len()));
+                        for (k, t) in chunk {
+                            q = q.bind(k.0).bind(k.1).bind(k.2).bind(k.3);
+                            for v in totals_args(t) {
+                                q = q.bind(v);
+                            }
+                        }
+                        q.execute(&mut *tx).await?;
+                    }
+                }
+                let outbox = placeholders($pg, sapphire::OUTBOX_INSERT);
+                for o in receipts {
+                    sqlx::query(&outbox)
+                        .bind(&o.request_id)
+                        .bind(&o.request_hash)
+                        .bind(&o.owner)
+                        .bind(&o.delegate)
+                        .bind(&o.provider_id)
+                        .bind(&o.model_id)
+                        .bind(o.prompt_tokens)
+                        .bind(o.completion_tokens)
+                        .bind(o.timestamp_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
+            }};
+        }
+        match self {
+            Store::Sqlite(s) => {
+                use sqlx::Connection as _;
+                let mut held = s.writer.lock().await;
+                let conn = match held.as_mut() {
+                    Some(c) => c,
+                    None => held.insert(s.pool.acquire().await?.detach()),
+                };
+                let written: Result<(), sqlx::Error> = async { write_batch!(conn, false) }.await;
+                if written.is_err() {
+                    *held = None;
+                }
+                written
             }
-            let sql = placeholders(pg, sapphire::OUTBOX_INSERT);
-            for o in receipts {
-                sqlx::query(&sql)
-                    .bind(&o.request_id)
-                    .bind(&o.request_hash)
-                    .bind(&o.owner)
-                    .bind(&o.delegate)
-                    .bind(&o.provider_id)
-                    .bind(&o.model_id)
-                    .bind(o.prompt_tokens)
-                    .bind(o.completion_tokens)
-                    .bind(o.timestamp_ms)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await
-        })
+            Store::Postgres(s) => write_batch!(&s.pool, true),
+        }
     }
 
     fn filter_sql(f: &Filter, source: Source, lo: i64, hi: i64) -> (String, Vec<Arg>) {
@@ -1039,14 +1120,14 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            for (table, bucket) in [
-                ("usage_hourly", hour_start as fn(i64) -> i64),
-                ("usage_daily", day_start),
-            ] {
-                let sql = rollup_upsert_sql(table);
-                let sql = placeholders(pg, &sql);
+            // One statement per row: several rows may move the same cell.
+            for (table, bucket) in [hour_start as fn(i64) -> i64, day_start]
+                .into_iter()
+                .enumerate()
+            {
+                let sql = BatchSql::get(pg).cells(table, 1);
                 for (r, d) in deltas {
-                    let mut q = sqlx::query(&sql)
+                    let mut q = sqlx::query(sql)
                         .bind(bucket(r.started_at))
                         .bind(&r.provider)
                         .bind(&r.upstream_model)
@@ -1070,10 +1151,12 @@ mod chunk_tests {
     fn every_batch_length_uses_the_same_few_statement_sizes() {
         for n in 0..700usize {
             let rows: Vec<usize> = (0..n).collect();
-            let chunks = fixed_chunks(&rows);
-            assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), n);
-            assert!(chunks.iter().all(|c| CHUNK_SIZES.contains(&c.len())));
-            assert_eq!(chunks.concat(), rows, "order kept");
+            for sizes in [&CHUNK_SIZES[..], &CELL_CHUNKS[..]] {
+                let chunks = fixed_chunks(&rows, sizes);
+                assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), n);
+                assert!(chunks.iter().all(|c| sizes.contains(&c.len())));
+                assert_eq!(chunks.concat(), rows, "order kept");
+            }
         }
     }
 }

@@ -25,6 +25,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sapphire",
         include_str!("../../../migrations/postgres/0004_sapphire.sql"),
     ),
+    (
+        5,
+        "unused_indexes",
+        include_str!("../../../migrations/postgres/0005_unused_indexes.sql"),
+    ),
 ];
 
 /// Serialises migrations between instances starting at the same time.

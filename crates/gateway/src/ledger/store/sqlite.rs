@@ -2,6 +2,7 @@
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -25,11 +26,22 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sapphire",
         include_str!("../../../migrations/sqlite/0004_sapphire.sql"),
     ),
+    (
+        5,
+        "unused_indexes",
+        include_str!("../../../migrations/sqlite/0005_unused_indexes.sql"),
+    ),
 ];
 
 #[derive(Clone)]
 pub struct SqliteStore {
     pub pool: sqlx::SqlitePool,
+    /// The connection usage batches are written on, taken out of the pool at the first batch. The
+    /// pool hands out its idle connections in turn, and a SQLite connection drops its page cache
+    /// when another connection has written since its last transaction: each batch written on
+    /// another connection than the previous one re-read every page it touched. Dropped after a
+    /// failed batch, so that the retry starts on a fresh connection.
+    pub(super) writer: Arc<tokio::sync::Mutex<Option<sqlx::SqliteConnection>>>,
 }
 
 /// The file path inside `sqlite://PATH[?query]` (None for in-memory databases).
@@ -65,6 +77,9 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            writer: Arc::default(),
+        })
     }
 }
