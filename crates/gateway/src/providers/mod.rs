@@ -266,3 +266,60 @@ fn bearer(key: Option<&str>) -> Vec<(&'static str, String)> {
     key.map(|k| vec![("authorization", format!("Bearer {k}"))])
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::collections::HashMap;
+
+    fn provider(env: &[(&str, &str)], name: &str) -> Provider {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let c = Config::from_sources(&env, None, None).unwrap();
+        let p = c.providers.into_iter().find(|p| p.name == name).unwrap();
+        Provider::new(p)
+    }
+
+    #[test]
+    fn cached_urls_and_headers_match_what_each_request_would_build() {
+        let p = provider(&[("OPENAI_API_KEY", "sk-one")], "openai");
+        for _ in 0..2 {
+            let u = p
+                .request_url(Dialect::OpenAiChat, Operation::Generate, "gpt-4o", true)
+                .unwrap()
+                .unwrap();
+            assert_eq!(u.as_str(), "https://api.openai.com/v1/chat/completions");
+            let h = p.header_list(None, None).unwrap();
+            assert_eq!(h.len(), 1);
+            assert_eq!(h[0].0, http::header::AUTHORIZATION);
+            assert_eq!(h[0].1, "Bearer sk-one");
+            // The key never shows in a header map's Debug output.
+            assert!(h[0].1.is_sensitive());
+        }
+        // Not a URL this provider has: None, from the cache too.
+        for _ in 0..2 {
+            let u = p.request_url(Dialect::Anthropic, Operation::Embed, "m", false);
+            assert_eq!(u, Ok(None));
+        }
+
+        // Gemini names the model in the URL: one per model, never a cached one.
+        let g = provider(&[("GEMINI_API_KEY", "g-key")], "gemini");
+        for m in ["gemini-2.5-flash", "gemini-2.5-pro"] {
+            let u = g
+                .request_url(Dialect::Gemini, Operation::Generate, m, true)
+                .unwrap()
+                .unwrap();
+            assert!(u.as_str().contains(m), "{u}");
+        }
+
+        // Anthropic forwards the client's version and beta headers: built per request.
+        let a = provider(&[("ANTHROPIC_API_KEY", "sk-ant")], "anthropic");
+        let h = a.header_list(Some("2023-06-01"), Some("b1")).unwrap();
+        let h2 = a.header_list(None, None).unwrap();
+        let beta = |h: &HeaderList| h.iter().any(|(k, v)| k == "anthropic-beta" && v == "b1");
+        assert!(beta(&h) && !beta(&h2));
+    }
+}

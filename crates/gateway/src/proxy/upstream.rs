@@ -10,10 +10,10 @@ use bytes::Bytes;
 use ekai_wire::canonical::Dialect;
 use http::HeaderValue;
 use http::header;
+use std::time::Duration;
 
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 const HOP: http::HeaderName = http::HeaderName::from_static(HOP_HEADER);
-use std::time::Duration;
 
 /// An attempt's failure, and whether the next candidate should be tried.
 pub struct Failure {
