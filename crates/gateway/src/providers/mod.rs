@@ -268,6 +268,7 @@ fn bearer(key: Option<&str>) -> Vec<(&'static str, String)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::config::Config;
