@@ -41,6 +41,14 @@ def oai_body(model, stream):
     return b
 
 
+def oai_upstream_body(model, stream):
+    """What the gateway sends OpenAI for that request: a stream asks for its usage chunk (accounting)."""
+    b = oai_body(model, stream)
+    if stream:
+        b["stream_options"] = {"include_usage": True}
+    return b
+
+
 def ant_body(model, stream):
     b = {"model": model, "max_tokens": 64, "messages": PROMPT}
     if stream:
@@ -57,7 +65,7 @@ CASES = {
     ),
     "openai_stream": (
         "OpenAI chat, streaming (`gpt-4o-mini`)",
-        ("/v1/chat/completions", oai_body("gpt-4o-mini", True), OAI_HEADERS),
+        ("/v1/chat/completions", oai_upstream_body("gpt-4o-mini", True), OAI_HEADERS),
         ("/v1/chat/completions", oai_body("gpt-4o-mini", True), OAI_HEADERS),
     ),
     "anthropic_stream": (
@@ -75,7 +83,7 @@ CASES = {
 REALISTIC = "@delay=50,chunk-delay=20"
 CASES["openai_stream_realistic"] = (
     f"OpenAI chat, streaming, realistic upstream (`gpt-4o-mini{REALISTIC}`)",
-    ("/v1/chat/completions", oai_body("gpt-4o-mini" + REALISTIC, True), OAI_HEADERS),
+    ("/v1/chat/completions", oai_upstream_body("gpt-4o-mini" + REALISTIC, True), OAI_HEADERS),
     ("/v1/chat/completions", oai_body("gpt-4o-mini" + REALISTIC, True), OAI_HEADERS),
 )
 
@@ -454,7 +462,8 @@ def render(R, args):
     w("- A fresh mock is started for each direct/gateway pair (the mock keeps every request in memory).")
     w("- Direct = wrk straight to the mock with the request the provider would receive; for the cross-dialect")
     w("  case that is the equivalent Anthropic Messages request (`/v1/messages`), since that is what the gateway")
-    w("  sends upstream.")
+    w("  sends upstream; for OpenAI streams it asks for the usage chunk (`stream_options.include_usage`), as the")
+    w("  gateway does for its accounting (with the mock's 20 ms between chunks that chunk alone costs 20 ms).")
     w("- Latency for streams is wrk's time to the *end* of the stream; time to first byte is measured separately.")
     w("- Gateway CPU/request = (utime+stime of the gateway process over the run, from `/proc/PID/stat`) / requests;")
     w("  tick resolution is 10 ms, so it is meaningful for runs of thousands of requests. \"1-core capacity\" is")
