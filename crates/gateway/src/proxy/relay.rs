@@ -136,7 +136,9 @@ impl Relay {
         }
     }
 
-    /// Reads what the upstream has ready into `ready`. `Pending` only when there is nothing to send.
+    /// Reads what the upstream has ready into `ready`. `Ready` when `ready` is to be handed over
+    /// (or the stream is done); `Pending` while yielding to gather more, or when there is nothing
+    /// to send.
     ///
     /// Why gather: hyper's client hands over a stream one chunk per poll, and the server writes
     /// to the socket whenever the body says `Pending`. Returning each event as it comes would
@@ -163,10 +165,10 @@ impl Relay {
                     self.queue(out);
                 }
                 Poll::Ready(None) => {
+                    // `end` marks the relay done.
                     if let Some(out) = self.end() {
                         self.queue(out);
                     }
-                    self.done = true;
                 }
                 Poll::Pending if !self.ready.is_empty() => {
                     // The first event goes out at once, with the response head.
