@@ -364,6 +364,44 @@ def ttfb(mock_port, gw, case, n):
     return out
 
 
+# ---------------------------------------------------------------- wake-ups
+
+HALT_POLL = "/sys/module/haltpoll/parameters/guest_halt_poll_ns"
+
+
+def wakeup_diagnostic(args, mock, mock_port, gw, work):
+    """The c=1 floor and TTFB again with the guest's cpuidle `haltpoll` driver polling for
+    `args.halt_poll_ns` before it halts an idle vCPU; the old value is restored whatever happens.
+    A diagnostic of where c=1 time goes (waking a halted vCPU), not the headline figures."""
+    try:
+        with open(HALT_POLL) as f:
+            old = f.read().strip()
+        with open(HALT_POLL, "w") as f:
+            f.write(str(args.halt_poll_ns))
+    except OSError as e:
+        log(f"--halt-poll-ns: cannot set {HALT_POLL} ({e}); the wake-up diagnostic is skipped")
+        return None
+    out = {"ns": args.halt_poll_ns, "was": old}
+    try:
+        mock.start()
+        _, dspec, gspec = CASES["openai_json"]
+        out["direct"] = measure(mock_port, dspec, 1, args.duration, work, "hp-direct")
+        if shutil.which("socat"):
+            relay = Relay(mock_port, work)
+            try:
+                out["relay"] = measure(relay.port, dspec, 1, args.duration, work, "hp-relay")
+            finally:
+                relay.stop()
+        out["gateway"] = measure(gw.port, gspec, 1, args.duration, work, "hp-gw", gw=gw)
+        out["ttfb"] = {case: ttfb(mock_port, gw, case, args.ttfb_n) for case in ("openai_stream", "anthropic_stream")}
+        log(f"halt-poll {args.halt_poll_ns} ns, c=1 p50: direct {out['direct']['lat_p50_us']} "
+            f"gateway {out['gateway']['lat_p50_us']} µs")
+    finally:
+        with open(HALT_POLL, "w") as f:
+            f.write(old)
+    return out
+
+
 # ---------------------------------------------------------------- start-up
 
 
@@ -416,7 +454,17 @@ def machine():
         "kernel": platform.release(),
         "wrk": subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
         if shutil.which("wrk") else "?",
+        "cpuidle": read_text("/sys/devices/system/cpu/cpuidle/current_driver"),
+        "halt_poll_ns": read_text(HALT_POLL),
     }
+
+
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def ms(us):
@@ -444,6 +492,9 @@ def render(R, args):
     w(f"- Date: {R['date']}")
     w(f"- Commit: `{R['commit']}`")
     w(f"- Machine: {m['nproc']} cores, {m['cpu']}, {m['mem_gb']:.1f} GB RAM, Linux {m['kernel']}; {m['wrk']}")
+    if m.get("cpuidle"):
+        hp = f", `guest_halt_poll_ns` = {m['halt_poll_ns']}" if m.get("halt_poll_ns") is not None else ""
+        w(f"- cpuidle driver: `{m['cpuidle']}`{hp} (see *Wake-ups* below when 0)")
     w(f"- Load average before / after: {R['load_before']} / {R['load_after']}")
     w(f"- Command: `{R['command']}` (from the repository root; `bench/run --help` for options)")
     w(f"- Duration per measurement: {args.duration} s after a 1 s warm-up; wrk with 1 thread, keep-alive connections.")
@@ -534,6 +585,34 @@ def render(R, args):
               f" {x['direct_first_p50']:.0f} µs direct (+{x['gateway_first_p50'] - x['direct_first_p50']:.0f} µs).")
         w("")
 
+    hp = R.get("halt_poll")
+    if hp:
+        w("## Wake-ups: the c=1 figures with the guest's halt-polling on")
+        w("")
+        w(f"At c=1 every request crosses the cores four times (wrk → gateway → mock → gateway → wrk), and each time")
+        w(f"the other vCPU has gone idle. This VM's cpuidle driver is `haltpoll` with `guest_halt_poll_ns` ="
+          f" {hp['was']}: an idle vCPU halts at once and waking it goes through the hypervisor. The same")
+        w(f"measurements with `guest_halt_poll_ns` = {hp['ns']} (the kernel's default: poll that long before halting;")
+        w("set for these runs only, then restored; `bench/run --halt-poll-ns N`) show how much of the c=1 figure")
+        w("is that wake-up rather than the gateway's work. The headline figures above are with the machine as found.")
+        w("")
+        w("| path (OpenAI JSON, c=1) | req/s | p50 ms | p90 ms | p99 ms | added p50 ms | gw CPU/req (µs) |")
+        w("|---|---|---|---|---|---|---|")
+        d = hp["direct"]
+        for name, key in (("direct to the mock", "direct"), ("through socat (floor)", "relay"),
+                          ("through the gateway", "gateway")):
+            x = hp.get(key)
+            if not x:
+                continue
+            cpu = f"{x['gw_cpu_us_per_req']:.0f}" if "gw_cpu_us_per_req" in x else ""
+            w(f"| {name} | {x['rps']:,.0f} | {ms(x['lat_p50_us'])} | {ms(x['lat_p90_us'])} | {ms(x['lat_p99_us'])} | "
+              f"{ms(x['lat_p50_us'] - d['lat_p50_us'])} | {cpu} |")
+        w("")
+        for case, x in hp["ttfb"].items():
+            w(f"- Time to first byte, {CASES[case][0]}: {x['gateway_first_p50']:.0f} µs p50 through the gateway against"
+              f" {x['direct_first_p50']:.0f} µs direct (**added {x['gateway_first_p50'] - x['direct_first_p50']:.0f} µs**).")
+        w("")
+
     w("## Memory, start-up")
     w("")
     mm = R["memory"]
@@ -600,6 +679,12 @@ def targets(R):
         T.append(("gateway above that floor, JSON c=1 p50 / p99", "(where the gateway's own time shows)",
                   f"{ms(gwf['lat_p50_us'] - rel['lat_p50_us'])} / {ms(gwf['lat_p99_us'] - rel['lat_p99_us'])} ms",
                   None))
+    hp = R.get("halt_poll")
+    if hp:
+        d, g = hp["direct"], hp["gateway"]
+        T.append((f"… with the guest's halt-polling on ({hp['ns']} ns; *Wake-ups* below), JSON c=1 added p50 / p99",
+                  "(diagnostic)", f"{ms(g['lat_p50_us'] - d['lat_p50_us'])} / {ms(g['lat_p99_us'] - d['lat_p99_us'])} ms",
+                  None))
     r64 = run("openai_json", 64)
     if r64:
         g = r64["gateway"]
@@ -610,6 +695,11 @@ def targets(R):
         a = x["gateway_first_p50"] - x["direct_first_p50"]
         T.append((f"added time to first byte, {case.replace('_', ' ')} (p50)", "≤ 0.20 ms", f"{ms(a)} ms",
                   a <= TARGETS["added_ttfb"]))
+    if hp:
+        for case, x in hp["ttfb"].items():
+            a = x["gateway_first_p50"] - x["direct_first_p50"]
+            T.append((f"… with halt-polling on, added time to first byte, {case.replace('_', ' ')} (p50)",
+                      "(diagnostic)", f"{ms(a)} ms", None))
     if fl and fl.get("ttfb"):
         x = fl["ttfb"]
         a = x["gateway_first_p50"] - x["direct_first_p50"]
@@ -652,6 +742,9 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--command", default="bench/run")
+    ap.add_argument("--halt-poll-ns", type=int, metavar="NS",
+                    help="also measure the c=1 figures with the guest's cpuidle haltpoll polling NS ns before"
+                         " halting an idle vCPU (kernel default 200000; needs root; the old value is restored)")
     ap.add_argument("--quiet-machine", action="store_true", help="omit the noisy-figures warning")
     ap.add_argument("--from-json", help="re-render the report from a results.json of an earlier run")
     args = ap.parse_args()
@@ -768,6 +861,10 @@ def main():
                 relay.stop()
         else:
             log("socat not found: the relay floor is not measured")
+
+        # ---- optional: the same c=1 figures with the guest's cpuidle halt-polling on
+        if args.halt_poll_ns is not None:
+            R["halt_poll"] = wakeup_diagnostic(args, mock, mock_port, gw, work)
 
         # ---- ledger on/off, logging on/off (JSON, c=64)
         # Open mode on all three (a gateway without a database cannot run in keys mode).
