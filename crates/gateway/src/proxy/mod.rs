@@ -97,7 +97,8 @@ impl Ctx {
         let Some((sapphire, caller)) = self.sealed.clone() else {
             return Ok(());
         };
-        let key = sapphire.upstream_key(&caller, provider, model).await?;
+        // Boxed: a chain call's future is large and only Sapphire mode ever builds it.
+        let key = Box::pin(sapphire.upstream_key(&caller, provider, model)).await?;
         let mut keys = std::collections::HashMap::new();
         keys.insert(provider.to_string(), key);
         self.upstream_keys = Some(Arc::new(keys));
