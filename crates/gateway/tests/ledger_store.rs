@@ -685,8 +685,27 @@ async fn sapphire_outbox_and_sessions(db: &TestDb) {
     );
     assert_eq!(all[1].tx_hash.as_deref(), Some("0xabc"));
     assert!(all[1].sent_at.is_some() && all[1].mined_at == Some(now));
-    assert_eq!(s.outbox_counts().await.unwrap(), (1, 1));
+    assert_eq!(s.outbox_counts().await.unwrap(), (1, 1, 0));
     assert!(s.outbox_due(now + 120_000, 10).await.unwrap().len() == 1);
+
+    // Reverts are counted; the one that reaches the cap gives the receipt up for good.
+    let id = all[0].id;
+    assert!(
+        !s.outbox_reverted(id, "logReceipt reverted", now, 2)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.outbox_due(now, 10).await.unwrap().len(), 1, "retried");
+    assert!(
+        s.outbox_reverted(id, "logReceipt reverted", now, 2)
+            .await
+            .unwrap()
+    );
+    assert!(s.outbox_due(now + 3_600_000, 10).await.unwrap().is_empty());
+    let all = s.outbox_all().await.unwrap();
+    assert_eq!((all[0].reverts, all[0].attempts), (2, 3));
+    assert!(all[0].given_up_at.is_some() && all[0].tx_hash.is_none());
+    assert_eq!(s.outbox_counts().await.unwrap(), (0, 1, 1));
 
     let session = SessionRow {
         token_hash: "h1".into(),

@@ -83,6 +83,8 @@ pub struct RawSapphire {
     pub receipt_max_backoff_ms: Option<u64>,
     /// Gas limit of one `logReceipt` transaction.
     pub receipt_gas_limit: Option<u64>,
+    /// Reverted `logReceipt` transactions after which a receipt is given up.
+    pub receipt_max_reverts: Option<u32>,
 }
 
 /// `[ui]`: the dashboard's own listener (it is also served under `/dashboard` on the API port).

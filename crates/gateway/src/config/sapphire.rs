@@ -31,6 +31,8 @@ pub struct SapphireConfig {
     pub receipt_batch_size: usize,
     pub receipt_max_backoff: Duration,
     pub receipt_gas_limit: u64,
+    /// Reverted `logReceipt` transactions (each burns gas) after which a receipt is given up.
+    pub receipt_max_reverts: u32,
     /// `SAPPHIRE_GATEWAY_PRIVATE_KEY` (secp256k1, hex): signs receipts outside ROFL.
     pub gateway_key: Option<Secret>,
 }
@@ -128,6 +130,12 @@ pub(super) fn build_sapphire<'a>(
             "sapphire.receipt_batch_size must be between 1 and 1000".into(),
         ));
     }
+    let receipt_max_reverts = raw.receipt_max_reverts.unwrap_or(3);
+    if !(1..=100).contains(&receipt_max_reverts) {
+        return Err(ConfigError::Invalid(
+            "sapphire.receipt_max_reverts must be between 1 and 100".into(),
+        ));
+    }
     Ok(Some(SapphireConfig {
         rpc_url,
         chain_id,
@@ -139,6 +147,7 @@ pub(super) fn build_sapphire<'a>(
             raw.receipt_max_backoff_ms.unwrap_or(60_000).max(100),
         ),
         receipt_gas_limit: raw.receipt_gas_limit.unwrap_or(300_000),
+        receipt_max_reverts,
         gateway_key,
     }))
 }
@@ -181,7 +190,22 @@ mod tests {
             "[sapphire]\ncontrol_plane_address = \"{addr}\"\nchain_id = 23294\ncache_ms = 10\n"
         );
         let c = Config::from_sources(&env(&[]), None, Some(&text)).unwrap();
-        assert_eq!(c.sapphire.unwrap().chain_id, 23294);
+        let s = c.sapphire.unwrap();
+        assert_eq!((s.chain_id, s.receipt_max_reverts), (23294, 3));
+        let c = Config::from_sources(
+            &env(&[]),
+            None,
+            Some(&format!("{text}receipt_max_reverts = 1\n")),
+        )
+        .unwrap();
+        assert_eq!(c.sapphire.unwrap().receipt_max_reverts, 1);
+        let e = Config::from_sources(
+            &env(&[]),
+            None,
+            Some(&format!("{text}receipt_max_reverts = 0\n")),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("receipt_max_reverts"), "{e}");
         for (k, v, needle) in [
             (
                 "EKAI_CONTROL_PLANE_ADDRESS",

@@ -7,9 +7,14 @@
 //! A transaction's hash is stored as soon as it is sent, so after a restart (or `kill -9`) the
 //! sender first looks for that transaction's receipt instead of sending a second one; a sent
 //! transaction with no receipt after [`RESEND_AFTER`] (a node that lost its mempool) is sent again.
+//!
+//! A transaction that reverted burnt gas and will almost surely revert again (the contract refuses
+//! this receipt): after `receipt_max_reverts` reverts the receipt is given up, logged as an error and
+//! kept in the outbox (and its usage row in the ledger), never sent again. Failures that cost nothing
+//! (node down, daemon unreachable) are retried for as long as they last.
 
 use super::chain::IEkaiControlPlane;
-use super::rofl::RoflClient;
+use super::rofl::{RoflClient, RoflError};
 use crate::config::SapphireConfig;
 use crate::ledger::store::{OutboxRow, Store};
 use crate::ledger::time::now_ms;
@@ -39,6 +44,7 @@ pub struct Sender {
     gas_limit: u64,
     batch: usize,
     max_backoff: Duration,
+    max_reverts: u32,
 }
 
 fn parse_b256(s: &str) -> Option<B256> {
@@ -117,6 +123,7 @@ impl Sender {
             gas_limit: cfg.receipt_gas_limit,
             batch: cfg.receipt_batch_size,
             max_backoff: cfg.receipt_max_backoff,
+            max_reverts: cfg.receipt_max_reverts,
         })
     }
 
@@ -172,6 +179,29 @@ impl Sender {
         }
     }
 
+    /// A transaction for `r` reverted: counted; given up at the `max_reverts`th.
+    async fn reverted(&self, r: &OutboxRow, why: &str) {
+        let next = backoff(r.attempts, self.max_backoff);
+        match self
+            .store
+            .outbox_reverted(r.id, why, next, self.max_reverts)
+            .await
+        {
+            Ok(true) => tracing::error!(
+                request_id = %r.request_id,
+                reverts = r.reverts + 1,
+                "receipt given up: its logReceipt transaction reverted {} times ({why}); it stays in the outbox, unsent",
+                r.reverts + 1
+            ),
+            Ok(false) => tracing::warn!(
+                request_id = %r.request_id,
+                reverts = r.reverts + 1,
+                "receipt not sent yet: {why}"
+            ),
+            Err(e) => tracing::warn!("receipt outbox: recording a revert failed: {e}"),
+        }
+    }
+
     async fn mined(&self, r: &OutboxRow, tx: Option<B256>) {
         let hash = tx.map(|h| format!("{h:#x}"));
         match self
@@ -194,6 +224,7 @@ impl Sender {
             .await
         {
             Ok(()) => self.mined(r, None).await,
+            Err(e @ RoflError::CallFailed { .. }) => self.reverted(r, &e.to_string()).await,
             Err(e) => self.fail(r, &e.to_string(), false).await,
         }
     }
@@ -208,7 +239,7 @@ impl Sender {
             };
             match p.get_transaction_receipt(hash).await {
                 Ok(Some(rc)) if rc.status() => self.mined(&r, Some(hash)).await,
-                Ok(Some(_)) => self.fail(&r, "logReceipt reverted", true).await,
+                Ok(Some(_)) => self.reverted(&r, "logReceipt reverted").await,
                 Ok(None) if now_ms() - r.sent_at.unwrap_or(0) > RESEND_AFTER.as_millis() as i64 => {
                     to_send.push(r)
                 }
@@ -261,7 +292,7 @@ impl Sender {
             let hash = *pt.tx_hash();
             match pt.with_timeout(Some(RECEIPT_WAIT)).get_receipt().await {
                 Ok(rc) if rc.status() => self.mined(&r, Some(hash)).await,
-                Ok(_) => self.fail(&r, "logReceipt reverted", true).await,
+                Ok(_) => self.reverted(&r, "logReceipt reverted").await,
                 // Not forgotten: the next round looks the hash up again.
                 Err(e) => {
                     self.fail(&r, &format!("waiting for the receipt: {e}"), false)
@@ -324,6 +355,7 @@ mod tests {
             receipt_batch_size: 8,
             receipt_max_backoff: Duration::from_secs(1),
             receipt_gas_limit: 123_456,
+            receipt_max_reverts: 2,
             gateway_key: None,
         }
     }
@@ -385,7 +417,34 @@ mod tests {
         assert_eq!(rows[1].attempts, 1);
         assert!(rows[1].last_error.as_deref().unwrap().contains("reverted"));
         assert!(rows[1].next_attempt_at > now_ms());
+        assert_eq!((rows[1].reverts, rows[1].given_up_at), (1, None));
         assert!(store.outbox_due(now_ms(), 8).await.unwrap().is_empty());
+
+        // The second revert (the cap in `config()`) gives it up: each one burnt gas.
+        let later = now_ms() + 3_600_000;
+        sender
+            .round(store.outbox_due(later, 8).await.unwrap())
+            .await;
+        let rows = store.outbox_all().await.unwrap();
+        assert_eq!((rows[1].reverts, rows[1].attempts), (2, 2));
+        assert!(rows[1].given_up_at.is_some());
+        assert!(store.outbox_due(later, 8).await.unwrap().is_empty());
+        assert_eq!(appd.seen.lock().unwrap().len(), 3);
+
+        // A daemon that cannot be reached costs nothing: retried, never counted as a revert.
+        add("req_3").await;
+        let gone = RoflClient::new(&dir.join("no-such.sock")).unwrap();
+        let cut_off = Sender::new(store.clone(), &config(), Some(gone), reqwest::Client::new())
+            .expect("a sender inside ROFL");
+        for _ in 0..3 {
+            cut_off
+                .round(store.outbox_due(now_ms() + 3_600_000, 8).await.unwrap())
+                .await;
+        }
+        let rows = store.outbox_all().await.unwrap();
+        assert_eq!((rows[2].attempts, rows[2].reverts), (3, 0));
+        assert!(rows[2].given_up_at.is_none() && rows[2].mined_at.is_none());
+        assert_eq!(store.outbox_counts().await.unwrap(), (1, 1, 1));
     }
 
     #[test]

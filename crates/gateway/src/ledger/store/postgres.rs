@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "unused_indexes",
         include_str!("../../../migrations/postgres/0005_unused_indexes.sql"),
     ),
+    (
+        6,
+        "receipt_reverts",
+        include_str!("../../../migrations/postgres/0006_receipt_reverts.sql"),
+    ),
 ];
 
 /// Serialises migrations between instances starting at the same time.

@@ -25,6 +25,10 @@ pub struct OutboxRow {
     pub tx_hash: Option<String>,
     pub sent_at: Option<i64>,
     pub mined_at: Option<i64>,
+    /// Transactions for it that reverted (each one burnt gas).
+    pub reverts: i32,
+    /// Set when it was given up after too many reverts: never sent again.
+    pub given_up_at: Option<i64>,
 }
 
 fn hex0x(b: &[u8]) -> String {
@@ -66,6 +70,8 @@ impl OutboxRow {
             tx_hash: None,
             sent_at: None,
             mined_at: None,
+            reverts: 0,
+            given_up_at: None,
         })
     }
 }
@@ -82,7 +88,7 @@ pub struct SessionRow {
 }
 
 const OUTBOX_COLUMNS: &str = "id, request_id, request_hash, owner, delegate, provider_id, model_id, \
-    prompt_tokens, completion_tokens, timestamp_ms, attempts, next_attempt_at, last_error, tx_hash, sent_at, mined_at";
+    prompt_tokens, completion_tokens, timestamp_ms, attempts, next_attempt_at, last_error, tx_hash, sent_at, mined_at, reverts, given_up_at";
 
 pub(super) const OUTBOX_INSERT: &str = "INSERT INTO receipt_outbox (request_id, request_hash, owner, delegate, \
     provider_id, model_id, prompt_tokens, completion_tokens, timestamp_ms, attempts, next_attempt_at) \
@@ -112,6 +118,8 @@ where
         tx_hash: r.try_get("tx_hash")?,
         sent_at: r.try_get("sent_at")?,
         mined_at: r.try_get("mined_at")?,
+        reverts: r.try_get("reverts")?,
+        given_up_at: r.try_get("given_up_at")?,
     })
 }
 
@@ -127,7 +135,7 @@ impl Store {
             let rows = sqlx::query(&placeholders(
                 pg,
                 &format!(
-                    "SELECT {OUTBOX_COLUMNS} FROM receipt_outbox WHERE mined_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?"
+                    "SELECT {OUTBOX_COLUMNS} FROM receipt_outbox WHERE mined_at IS NULL AND given_up_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?"
                 ),
             ))
             .bind(now_ms)
@@ -150,16 +158,21 @@ impl Store {
         })
     }
 
-    /// (pending, mined) counts.
-    pub async fn outbox_counts(&self) -> Result<(i64, i64), sqlx::Error> {
+    /// (pending, mined, given up) counts.
+    pub async fn outbox_counts(&self) -> Result<(i64, i64, i64), sqlx::Error> {
         dispatch!(self, |pool, _pg| {
             let r = sqlx::query(
-                "SELECT CAST(COALESCE(SUM(CASE WHEN mined_at IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS pending, \
-                 CAST(COALESCE(SUM(CASE WHEN mined_at IS NULL THEN 0 ELSE 1 END), 0) AS BIGINT) AS mined FROM receipt_outbox",
+                "SELECT CAST(COALESCE(SUM(CASE WHEN mined_at IS NULL AND given_up_at IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS pending, \
+                 CAST(COALESCE(SUM(CASE WHEN mined_at IS NULL THEN 0 ELSE 1 END), 0) AS BIGINT) AS mined, \
+                 CAST(COALESCE(SUM(CASE WHEN given_up_at IS NULL THEN 0 ELSE 1 END), 0) AS BIGINT) AS given_up FROM receipt_outbox",
             )
             .fetch_one(pool)
             .await?;
-            Ok((r.try_get("pending")?, r.try_get("mined")?))
+            Ok((
+                r.try_get("pending")?,
+                r.try_get("mined")?,
+                r.try_get("given_up")?,
+            ))
         })
     }
 
@@ -222,6 +235,39 @@ impl Store {
                 .execute(pool)
                 .await?;
             Ok(())
+        })
+    }
+
+    /// A transaction for the receipt reverted: counted, and the receipt is retried at `next_ms`
+    /// unless this was revert number `max_reverts`, which gives it up (never sent again). True
+    /// when it was given up.
+    pub async fn outbox_reverted(
+        &self,
+        id: i64,
+        error: &str,
+        next_ms: i64,
+        max_reverts: u32,
+    ) -> Result<bool, sqlx::Error> {
+        let error: String = error.chars().take(500).collect();
+        let max = i64::from(max_reverts);
+        let now = crate::ledger::time::now_ms();
+        dispatch!(self, |pool, pg| {
+            let given_up: Option<i64> = sqlx::query_scalar(&placeholders(
+                pg,
+                "UPDATE receipt_outbox SET attempts = attempts + 1, reverts = reverts + 1, last_error = ?, \
+                 next_attempt_at = ?, tx_hash = NULL, \
+                 given_up_at = CASE WHEN reverts + 1 >= ? THEN ? ELSE NULL END \
+                 WHERE id = ? RETURNING given_up_at",
+            ))
+            .bind(error)
+            .bind(next_ms)
+            .bind(max)
+            .bind(now)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+            .flatten();
+            Ok(given_up.is_some())
         })
     }
 

@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "unused_indexes",
         include_str!("../../../migrations/sqlite/0005_unused_indexes.sql"),
     ),
+    (
+        6,
+        "receipt_reverts",
+        include_str!("../../../migrations/sqlite/0006_receipt_reverts.sql"),
+    ),
 ];
 
 #[derive(Clone)]
