@@ -118,6 +118,7 @@ pub fn build_state_sapphire(
             .with_ledger(ledger)
             .with_live(Some(live))
             .with_admin_token(config.auth.admin_token.clone())
+            .with_login_limit(config.auth.login_attempts_per_minute)
             .with_cors(config.cors_origins.clone())
             .with_clients(clients)
             .with_sapphire(sapphire),

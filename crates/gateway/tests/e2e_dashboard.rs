@@ -336,6 +336,74 @@ async fn an_admin_token_guards_the_stats_api_and_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_the_admin_token_is_cut_off_after_the_minutes_attempts() {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let dir = scratch_dir();
+    let config = dir.join("ekai.toml");
+    std::fs::write(&config, "[auth]\nlogin_attempts_per_minute = 3\n").unwrap();
+    let config = config.display().to_string();
+    let gw = ledger_gateway(
+        &mock,
+        &[
+            ("EKAI_ADMIN_TOKEN", "s3cret-admin"),
+            ("EKAI_CONFIG", &config),
+        ],
+    );
+    // The limit is per clock minute: start early enough in one to stay in it.
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if second > 45 {
+        tokio::time::sleep(Duration::from_secs(61 - second)).await;
+    }
+    let login = format!("{}/admin/login", gw.url);
+    let json_ct = [("content-type", "application/json")];
+    for guess in ["nope", "s3cret", "admin"] {
+        let wrong = post(&login, &json_ct, &json!({ "token": guess }).to_string()).await;
+        assert_eq!(wrong.status, 401, "{}", wrong.text);
+    }
+    // Past the limit even the right token waits: the guesser cannot tell it was right.
+    let held = post(&login, &json_ct, r#"{"token":"s3cret-admin"}"#).await;
+    assert_eq!(held.status, 429, "{}", held.text);
+    let retry: u64 = held.header("retry-after").parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(
+        held.json()["error"]["code"],
+        "rate_limit_exceeded",
+        "{}",
+        held.text
+    );
+    assert!(held.headers.get("set-cookie").is_none());
+    // Guessing as a bearer token on the admin API is the same attempt, held the same way.
+    let bearer = get(
+        &format!("{}/admin/stats/providers", gw.url),
+        &[("authorization", "Bearer guess")],
+    )
+    .await;
+    assert_eq!(bearer.status, 429, "{}", bearer.text);
+    // A client that already holds the token is not a sign-in attempt and is not held.
+    let ok = get(
+        &format!("{}/admin/stats/providers", gw.url),
+        &[("authorization", "Bearer s3cret-admin")],
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    // The API itself is untouched.
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[],
+        &chat("gpt-4o-mini"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    drop(mock);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_in_gives_a_random_http_only_strict_session_cookie() {
     let mock = ekai_mock_provider::spawn(MockConfig::default())
         .await

@@ -91,7 +91,18 @@ async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
         if session::is_admin(&state, req.headers()) {
             return next.run(req).await;
         }
-        let message = if req.headers().contains_key(header::AUTHORIZATION) {
+        let guessed = req.headers().contains_key(header::AUTHORIZATION);
+        if guessed {
+            // A wrong bearer token is a sign-in attempt too (else guessing would just move here).
+            let peer = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip());
+            if let Some(refused) = state.login_throttled(peer) {
+                return refused;
+            }
+        }
+        let message = if guessed {
             "the admin token is not valid"
         } else {
             "sign in with the admin token (POST /admin/login) or send Authorization: Bearer <EKAI_ADMIN_TOKEN>"
@@ -120,7 +131,14 @@ struct Login {
 }
 
 /// `POST /admin/login {"token": "<EKAI_ADMIN_TOKEN>"}` → 204 with the session cookie.
-async fn login(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+async fn login(
+    State(state): State<Arc<AppState>>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(refused) = state.login_throttled(peer.map(|p| p.0.0.ip())) {
+        return refused;
+    }
     let Some(admin) = &state.admin_token else {
         return denied(
             StatusCode::NOT_FOUND,

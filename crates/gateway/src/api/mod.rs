@@ -7,6 +7,7 @@ mod dashboard;
 mod error;
 mod generate;
 mod info;
+pub mod login_limit;
 mod sapphire;
 mod session;
 mod stats;
@@ -15,10 +16,12 @@ mod usage;
 use crate::accounting::UsageRecord;
 use crate::clients::Registry;
 use crate::config::Secret;
+use crate::error::GatewayError;
 use crate::ledger::Ledger;
 use crate::proxy::Proxy;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::response::Response;
 use axum::routing::{get, post};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +49,8 @@ pub struct AppState {
     pub stopping: tokio::sync::watch::Sender<bool>,
     /// The X25519 key of sealed secrets and, in Sapphire mode, the control plane.
     pub sapphire: Arc<crate::sapphire::Sapphire>,
+    /// Sign-in attempts per client address (`login_limit`).
+    pub login_limiter: login_limit::LoginLimiter,
 }
 
 impl AppState {
@@ -63,6 +68,9 @@ impl AppState {
             sessions: session::Sessions::default(),
             stopping: tokio::sync::watch::Sender::new(false),
             sapphire: Arc::new(crate::sapphire::Sapphire::disabled()),
+            login_limiter: login_limit::LoginLimiter::new(
+                crate::config::DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE,
+            ),
         }
     }
 
@@ -77,6 +85,28 @@ impl AppState {
     pub fn with_admin_token(mut self, token: Option<Secret>) -> Self {
         self.admin_token = token;
         self
+    }
+
+    pub fn with_login_limit(mut self, per_minute: u32) -> Self {
+        self.login_limiter = login_limit::LoginLimiter::new(per_minute);
+        self
+    }
+
+    /// Counts a sign-in attempt from `peer`: the 429 to answer when the address is over its limit.
+    pub fn login_throttled(&self, peer: Option<std::net::IpAddr>) -> Option<Response> {
+        let now = crate::ledger::time::now_ms() / 1000;
+        let retry = self
+            .login_limiter
+            .attempt(peer, u64::try_from(now).unwrap_or(0))
+            .err()?;
+        tracing::warn!(peer = ?peer, "sign-in attempts over the limit; refused for {retry}s");
+        Some(error::render(
+            ekai_wire::canonical::Dialect::OpenAiChat,
+            &GatewayError::client_rate_limited(
+                "too many sign-in attempts from this address; try again in a minute",
+                retry,
+            ),
+        ))
     }
 
     pub fn with_cors(mut self, origins: Vec<String>) -> Self {

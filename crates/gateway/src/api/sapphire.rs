@@ -6,12 +6,14 @@ use crate::clients::wallet::LoginRefusal;
 use crate::error::GatewayError;
 use crate::ledger::time::now_ms;
 use crate::sapphire::login::{self, Login, LoginError};
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use ekai_wire::canonical::Dialect;
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// `{publicKey, publicKeyBytes, isInsideRofl, isAvailable, usage}`: what to register with the
@@ -38,7 +40,14 @@ fn u64_field(v: &Value, name: &str) -> Option<u64> {
 /// `POST /auth/login` `{"message": {"wallet", "nonce", "issuedAt", "expiresAt"}, "signature"}`
 /// (EIP-712 `Login`, see `sapphire::login`) → `201 {"token", "tokenType": "Bearer", "wallet",
 /// "expiresAt"}`. The token is shown once.
-pub async fn login(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+pub async fn login(
+    State(s): State<Arc<AppState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = s.login_throttled(peer.map(|p| p.0.0.ip())) {
+        return refused;
+    }
     let Some(mode) = &s.sapphire.mode else {
         let mut e = GatewayError::invalid(
             "wallet login exists in Sapphire mode only (set EKAI_CONTROL_PLANE_ADDRESS)",

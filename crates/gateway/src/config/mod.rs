@@ -346,7 +346,13 @@ pub struct AuthConfig {
     /// `REDIS_URL`: rate-limit windows live there (shared by instances) instead of in-process. A
     /// secret because the URL may carry a password.
     pub redis_url: Option<Secret>,
+    /// Sign-in attempts (wallet and admin logins, wrong admin tokens) per client address and
+    /// minute; 0 = no limit.
+    pub login_attempts_per_minute: u32,
 }
+
+/// The default of `[auth] login_attempts_per_minute`.
+pub const DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE: u32 = 20;
 
 impl AuthConfig {
     /// Open mode with nothing configured (tests, tools).
@@ -357,6 +363,7 @@ impl AuthConfig {
             admin_token: None,
             master_key: None,
             redis_url: None,
+            login_attempts_per_minute: DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE,
         }
     }
 }
@@ -864,6 +871,9 @@ fn build_auth<'a>(
             .or(raw.redis_url.as_deref())
             .filter(|u| !u.trim().is_empty())
             .map(|u| Secret::new(u.trim())),
+        login_attempts_per_minute: raw
+            .login_attempts_per_minute
+            .unwrap_or(DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE),
     })
 }
 

@@ -108,6 +108,8 @@ pub struct RawAuth {
     pub allow_open_on_public: Option<bool>,
     /// Redis for rate-limit windows shared by several instances (`REDIS_URL` wins).
     pub redis_url: Option<String>,
+    /// Sign-in attempts per client address and minute (0 = no limit).
+    pub login_attempts_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
