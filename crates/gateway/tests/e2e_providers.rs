@@ -434,6 +434,96 @@ async fn embeddings_through_openai_gemini_and_azure_are_accounted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gemini_clients_embed_through_any_provider_in_their_own_shape() {
+    let mock = keyless_mock().await;
+    let openai = format!("{}/v1", mock.base_url());
+    let base = mock.base_url();
+    let gw = Gateway::start(&[
+        ("OPENAI_API_KEY", OPENAI_KEY),
+        ("EKAI_OPENAI_BASE_URL", &openai),
+        ("GOOGLE_API_KEY", GOOGLE_KEY),
+        ("EKAI_GEMINI_BASE_URL", &base),
+    ]);
+    let models = format!("{}/v1beta/models", gw.url);
+    let key = [("x-goog-api-key", "client-key")];
+
+    // :embedContent, served by OpenAI: one text, `{"embedding": {"values"}}` back.
+    let r = post(
+        &format!("{models}/text-embedding-3-small:embedContent"),
+        &key,
+        &json!({"content": {"parts": [{"text": "one two "}, {"text": "three"}]}, "outputDimensionality": 6})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}\n{}", r.text, gw.log());
+    assert_eq!(r.header("x-ekai-provider"), "openai");
+    assert_eq!(
+        r.json(),
+        json!({"embedding": {"values": vector("one two three", 6)}})
+    );
+    let sent = mock.requests().last().unwrap().clone();
+    assert_eq!(sent.path, "/v1/embeddings");
+    assert_eq!(sent.body["input"], json!(["one two three"]));
+    assert_eq!(sent.body["dimensions"], 6);
+
+    // :batchEmbedContents, served by Gemini: the task type and title reach it.
+    let r = post(
+        &format!("{models}/gemini-embedding-001:batchEmbedContents"),
+        &key,
+        &json!({"requests": [
+            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "one two three"}]},
+             "taskType": "RETRIEVAL_DOCUMENT", "title": "Notes"},
+            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "four"}]},
+             "taskType": "RETRIEVAL_DOCUMENT", "title": "Notes"}
+        ]})
+        .to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}\n{}", r.text, gw.log());
+    assert_eq!(r.header("x-ekai-provider"), "gemini");
+    assert_eq!(
+        r.json(),
+        json!({"embeddings": [{"values": vector("one two three", 8)}, {"values": vector("four", 8)}]})
+    );
+    let sent = mock.requests().last().unwrap().clone();
+    assert_eq!(
+        sent.path,
+        "/v1beta/models/gemini-embedding-001:batchEmbedContents"
+    );
+    assert_eq!(sent.body["requests"][1]["taskType"], "RETRIEVAL_DOCUMENT");
+    assert_eq!(sent.body["requests"][1]["title"], "Notes");
+
+    // Bad input: a 400 in Gemini's error shape naming the field; nothing sent upstream.
+    let before = mock.requests().len();
+    let r = post(
+        &format!("{models}/gemini-embedding-001:embedContent"),
+        &key,
+        &json!({"content": {"parts": [{"inlineData": {"mimeType": "image/png", "data": ""}}]}})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let e = r.json();
+    assert_eq!(e["error"]["status"], "INVALID_ARGUMENT", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("content.parts[0]"),
+        "{e}"
+    );
+    assert_eq!(mock.requests().len(), before);
+
+    // Both are ledger rows of a Gemini client.
+    let recs = usage_records(&gw, 2).await;
+    assert!(
+        recs.iter().all(|r| r["client_dialect"] == "gemini"),
+        "{recs:?}"
+    );
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embeddings_via_azure_deployment_and_azure_ingress() {
     let mock = mock_with_key(AZURE_KEY).await;
     let gw = azure_gateway(&mock, &[]);

@@ -652,6 +652,22 @@ async fn python_google_genai_sdk_to_anthropic_translated() {
     gemini_sdk("claude-sonnet-4-5", "mock-anthropic", "anthropic").await;
 }
 
+/// google-genai's `embed_content` (it calls `:batchEmbedContents`) for a model served by OpenAI and
+/// by Gemini: the same vectors either way, in Gemini's shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_google_genai_sdk_embeddings_through_openai_and_gemini() {
+    let (mock, gw) = mock_and_gateway().await;
+    for (model, route) in [
+        ("text-embedding-3-small", "embeddings"),
+        ("gemini-embedding-001", "gemini_embed"),
+    ] {
+        let out =
+            run_python_script(&gw, Sdk::Gemini, "gemini_client.py", &[model, "-", "embed"]).await;
+        assert_eq!(out["embed"]["count"], 2, "{out}");
+        assert_eq!(mock.hits(route), 1, "{:?}", mock.requests());
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Embeddings and Azure
 // ---------------------------------------------------------------------------------------------

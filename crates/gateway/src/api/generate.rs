@@ -12,6 +12,7 @@ use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use ekai_wire::canonical::Dialect;
+use ekai_wire::dialect::gemini::embed::EmbedMethod;
 use http::{HeaderMap, HeaderValue, header};
 use http_body_util::BodyExt;
 use std::sync::Arc;
@@ -96,13 +97,16 @@ pub async fn gemini(
         Some((model, "generateContent")) => Some((Op::Generate, model.to_string(), false)),
         Some((model, "streamGenerateContent")) => Some((Op::Generate, model.to_string(), true)),
         Some((model, "countTokens")) => Some((Op::CountTokens, model.to_string(), false)),
+        // For embeddings the flag says batch (`batchEmbedContents`), not stream.
+        Some((model, "embedContent")) => Some((Op::Embed, model.to_string(), false)),
+        Some((model, "batchEmbedContents")) => Some((Op::Embed, model.to_string(), true)),
         _ => None,
     };
     match action {
         Some((op, model, stream)) => run(&s, Dialect::Gemini, op, req, Some((model, stream))).await,
         None => {
             let mut e = GatewayError::invalid(format!(
-                "unsupported Gemini method in {model_action:?}: this gateway serves :generateContent, :streamGenerateContent and :countTokens"
+                "unsupported Gemini method in {model_action:?}: this gateway serves :generateContent, :streamGenerateContent, :countTokens, :embedContent and :batchEmbedContents"
             ));
             e.status = http::StatusCode::NOT_FOUND;
             e.kind = ekai_wire::canonical::ErrorKind::NotFound;
@@ -149,7 +153,20 @@ async fn run(
         served: None,
         requested_model: None,
         attempts: 0,
-        url_stream: url_target.as_ref().map(|(_, stream)| *stream),
+        url_stream: url_target
+            .as_ref()
+            .filter(|_| !matches!(op, Op::Embed))
+            .map(|(_, stream)| *stream),
+        gemini_embed: url_target
+            .as_ref()
+            .filter(|_| matches!(op, Op::Embed) && dialect == Dialect::Gemini)
+            .map(|(_, batch)| {
+                if *batch {
+                    EmbedMethod::Batch
+                } else {
+                    EmbedMethod::Single
+                }
+            }),
         url_model: url_target.map(|(model, _)| model),
         client_key_id: client.as_ref().map(|c| c.id.clone()),
         client_budget: client.as_ref().and_then(|c| s.clients.budget_for(c)),

@@ -1,7 +1,8 @@
-//! `POST /v1/embeddings`: the client's OpenAI-shaped request, routed like a generation (catalog,
-//! fallback, health, budget) to any provider with an embeddings API — OpenAI and the compatible
-//! ones (Azure, Mistral, Ollama …) in OpenAI's shape, Gemini via `batchEmbedContents` — and
-//! answered in OpenAI's shape, floats or base64 as the client asked. One accounting record per
+//! `POST /v1/embeddings` (OpenAI's shape) and Gemini's `:embedContent` / `:batchEmbedContents`:
+//! the client's request, routed like a generation (catalog, fallback, health, budget) to any
+//! provider with an embeddings API — OpenAI and the compatible ones (Azure, Mistral, Ollama …) in
+//! OpenAI's shape, Gemini via `batchEmbedContents` — and answered in the client's shape (OpenAI's:
+//! floats or base64 as asked). One accounting record per
 //! attempt, input tokens priced from the catalog.
 
 use super::upstream::{self, Failure, Target};
@@ -21,7 +22,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 impl Proxy {
     pub async fn embed(&self, ctx: &mut Ctx, body: Bytes) -> Result<Response, GatewayError> {
-        let req = openai_embeddings::parse_request(&body, ctx.url_model.as_deref())?;
+        let req = match (ctx.gemini_embed, ctx.url_model.as_deref()) {
+            (Some(method), Some(model)) => gemini::embed::parse_request(&body, model, method)?,
+            _ => openai_embeddings::parse_request(&body, ctx.url_model.as_deref())?,
+        };
         ctx.requested_model = Some(req.model.clone());
         let estimate = Estimate {
             input_tokens: req.input.estimate_tokens(),
@@ -240,12 +244,15 @@ impl Proxy {
             },
             estimated,
         );
-        let out = openai_embeddings::response_to_json(
-            &parsed,
-            &cand.upstream_model,
-            req.encoding_format,
-            input_tokens,
-        );
+        let out = match ctx.gemini_embed {
+            Some(method) => gemini::embed::response_to_json(&parsed, method),
+            None => openai_embeddings::response_to_json(
+                &parsed,
+                &cand.upstream_model,
+                req.encoding_format,
+                input_tokens,
+            ),
+        };
         let out = match serde_json::to_vec(&out) {
             Ok(v) => Bytes::from(v),
             Err(e) => {

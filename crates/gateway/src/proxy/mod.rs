@@ -70,6 +70,9 @@ pub struct Ctx {
     /// Gemini clients name the model and streaming in the URL, not the body.
     pub url_model: Option<String>,
     pub url_stream: Option<bool>,
+    /// A Gemini client's embeddings method (`:embedContent` / `:batchEmbedContents`): its body
+    /// is read, and its answer written, in that method's shape.
+    pub gemini_embed: Option<ekai_wire::dialect::gemini::embed::EmbedMethod>,
     /// The calling client's id (keys mode), stamped on every usage record.
     pub client_key_id: Option<String>,
     /// The calling client's own monthly cap, admitted beside the gateway's.

@@ -45,6 +45,11 @@ pub struct EmbeddingRequest {
     pub dimensions: Option<u32>,
     pub user: Option<String>,
     pub encoding_format: EncodingFormat,
+    /// Gemini's `taskType` (e.g. `RETRIEVAL_QUERY`): what the vectors are for. Only Gemini
+    /// upstreams take it; the others ignore it.
+    pub task_type: Option<String>,
+    /// Gemini's `title` of a `RETRIEVAL_DOCUMENT` text (Gemini upstreams only).
+    pub title: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

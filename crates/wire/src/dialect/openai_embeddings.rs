@@ -124,6 +124,8 @@ pub fn parse_request(body: &[u8], url_model: Option<&str>) -> Result<EmbeddingRe
         dimensions,
         user,
         encoding_format,
+        task_type: None,
+        title: None,
     })
 }
 

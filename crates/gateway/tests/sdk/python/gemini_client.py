@@ -4,7 +4,7 @@
 Usage: python gemini_client.py MODEL EXPECTED_MOCK SCENARIO[,SCENARIO...]
 
 EXPECTED_MOCK names the upstream that must answer (`mock-openai`, `mock-anthropic`, ...).
-Scenarios: plain, stream, count, tools. The gateway's address comes from GEMINI_GATEWAY_URL and a
+Scenarios: plain, stream, count, tools, embed (MODEL is then an embedding model). The gateway's address comes from GEMINI_GATEWAY_URL and a
 dummy key from GEMINI_API_KEY. Every check is asserted here; the last stdout line is a JSON summary.
 """
 
@@ -15,6 +15,8 @@ import traceback
 
 from google import genai
 from google.genai import types
+
+from embeddings_client import vector
 
 PROMPT = "Say hello to the gateway"
 TOOL_RESULT = "18C and sunny"
@@ -99,13 +101,25 @@ def tools(c, model, mock):
     return {"final": second.text}
 
 
+def embed(c, model, mock):
+    texts = ["one two three", "four"]
+    r = c.models.embed_content(
+        model=model,
+        contents=texts,
+        config=types.EmbedContentConfig(task_type="RETRIEVAL_DOCUMENT", output_dimensionality=4),
+    )
+    got = [e.values for e in r.embeddings]
+    check(got == [vector(t, 4) for t in texts], f"embed: vectors {got}")
+    return {"count": len(got)}
+
+
 def main():
     model, mock, scenarios = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
     c = client()
     out = {}
     try:
         for sc in scenarios:
-            fn = {"plain": plain, "stream": stream, "count": count, "tools": tools}.get(sc)
+            fn = {"plain": plain, "stream": stream, "count": count, "tools": tools, "embed": embed}.get(sc)
             if fn is None:
                 raise CheckFailed(f"unknown scenario {sc}")
             out[sc] = fn(c, model, mock)
