@@ -3,7 +3,8 @@
 //!   from one dialect's bytes and rendered as the other's;
 //! - `stream/*`: a 200-delta streamed answer parsed (SSE), decoded and re-encoded as the other
 //!   dialect's SSE;
-//! - `passthrough_usage/*`: the cheap usage readers a same-dialect relay runs on every event.
+//! - `passthrough_usage/*`: the cheap usage readers a same-dialect relay runs on every event, and
+//!   the one it runs on a whole JSON answer (an 8 KB chat completion).
 //!
 //! Run: `cargo bench -p ekai-wire` (add `-- --warm-up-time 1 --measurement-time 3` for a quick pass).
 #![allow(
@@ -350,7 +351,33 @@ fn passthrough_usage(c: &mut Criterion) {
             usage
         })
     });
+    let answer = json_answer();
+    assert_eq!(
+        openai_chat::usage_from_response(&answer).map(|u| u.input_tokens),
+        Some(1200)
+    );
+    g.throughput(Throughput::Bytes(answer.len() as u64));
+    g.bench_function("openai_usage_from_response_8k", |b| {
+        b.iter(|| openai_chat::usage_from_response(black_box(&answer)))
+    });
     g.finish();
+}
+
+/// A chat completion with ~8 KB of content (escapes included) and the usage at the end, as OpenAI
+/// sends it.
+fn json_answer() -> Vec<u8> {
+    let content = "Here is the plan: \"step\" one, then two.\n".repeat(180);
+    serde_json::to_vec(&serde_json::json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
+            "message": {"role": "assistant", "content": content, "refusal": null, "annotations": []}}],
+        "service_tier": "default", "system_fingerprint": "fp",
+        "usage": {"prompt_tokens": 1200, "completion_tokens": 1800, "total_tokens": 3000,
+            "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
+    }))
+    .unwrap()
 }
 
 criterion_group!(benches, requests, streams, passthrough_usage);
