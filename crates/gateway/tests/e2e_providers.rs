@@ -297,8 +297,8 @@ async fn presets_apply_their_quirks_to_passthrough_and_translated_bodies() {
     mock.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embeddings_through_openai_gemini_and_azure_are_accounted() {
+/// A keyless mock, and a gateway with OpenAI and Gemini pointing at it.
+async fn openai_and_gemini() -> (MockHandle, Gateway) {
     let mock = keyless_mock().await;
     let openai = format!("{}/v1", mock.base_url());
     let base = mock.base_url();
@@ -308,6 +308,12 @@ async fn embeddings_through_openai_gemini_and_azure_are_accounted() {
         ("GOOGLE_API_KEY", GOOGLE_KEY),
         ("EKAI_GEMINI_BASE_URL", &base),
     ]);
+    (mock, gw)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_through_openai_gemini_and_azure_are_accounted() {
+    let (mock, gw) = openai_and_gemini().await;
     let url = format!("{}/v1/embeddings", gw.url);
 
     // OpenAI, floats.
@@ -435,15 +441,7 @@ async fn embeddings_through_openai_gemini_and_azure_are_accounted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gemini_clients_embed_through_any_provider_in_their_own_shape() {
-    let mock = keyless_mock().await;
-    let openai = format!("{}/v1", mock.base_url());
-    let base = mock.base_url();
-    let gw = Gateway::start(&[
-        ("OPENAI_API_KEY", OPENAI_KEY),
-        ("EKAI_OPENAI_BASE_URL", &openai),
-        ("GOOGLE_API_KEY", GOOGLE_KEY),
-        ("EKAI_GEMINI_BASE_URL", &base),
-    ]);
+    let (mock, gw) = openai_and_gemini().await;
     let models = format!("{}/v1beta/models", gw.url);
     let key = [("x-goog-api-key", "client-key")];
 

@@ -92,6 +92,18 @@ pub(crate) fn opt_u32(v: &Value, path: &str) -> Result<Option<u32>, WireError> {
         _ => Err(WireError::at(path, "must be an integer")),
     }
 }
+/// An optional count that must be at least 1 (embedding dimensions).
+pub(crate) fn opt_positive_u32(v: Option<&Value>, path: &str) -> Result<Option<u32>, WireError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(d) => d
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| WireError::at(path, "must be a positive integer")),
+    }
+}
 pub(crate) fn req_str<'a>(obj: &'a Obj, key: &str, path: &str) -> Result<&'a str, WireError> {
     match obj.get(key) {
         Some(Value::String(s)) => Ok(s),

@@ -104,15 +104,7 @@ pub fn parse_request(body: &[u8], url_model: Option<&str>) -> Result<EmbeddingRe
             ));
         }
     };
-    let dimensions = match obj.get("dimensions") {
-        None | Some(Value::Null) => None,
-        Some(d) => Some(
-            d.as_u64()
-                .and_then(|n| u32::try_from(n).ok())
-                .filter(|n| *n > 0)
-                .ok_or_else(|| WireError::at("dimensions", "must be a positive integer"))?,
-        ),
-    };
+    let dimensions = crate::fields::opt_positive_u32(obj.get("dimensions"), "dimensions")?;
     let user = match obj.get("user") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),

@@ -79,20 +79,10 @@ fn parse_one(v: &Value, at: &str) -> Result<One, WireError> {
             }
         }
     }
-    let dims = match obj.get("outputDimensionality") {
-        None | Some(Value::Null) => None,
-        Some(d) => Some(
-            d.as_u64()
-                .and_then(|n| u32::try_from(n).ok())
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    WireError::at(
-                        format!("{at}outputDimensionality"),
-                        "must be a positive integer",
-                    )
-                })?,
-        ),
-    };
+    let dims = crate::fields::opt_positive_u32(
+        obj.get("outputDimensionality"),
+        &format!("{at}outputDimensionality"),
+    )?;
     let text_field = |name: &str| match obj.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
