@@ -15,8 +15,6 @@
     clippy::disallowed_methods
 )]
 
-#[path = "common/anvil.rs"]
-mod anvil;
 mod common;
 
 use common::{Gateway, get, npm_install_cached, post, scratch_dir};
@@ -70,7 +68,7 @@ async fn rows(gw: &Gateway, n: usize) -> Vec<Value> {
 
 async fn interop(protocol: &str) {
     let dir = setup().await;
-    let chain = anvil::Anvil::start(dir, 84532).await.unwrap();
+    let chain = common::chain::Anvil::start_with(common::chain::anvil_bin(dir), 84532).await;
     let mock = ekai_mock_provider::spawn(common::MockConfig::default())
         .await
         .unwrap();

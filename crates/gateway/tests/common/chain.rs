@@ -45,20 +45,21 @@ pub async fn tools() -> PathBuf {
     dir
 }
 
-fn anvil_bin(tools: &Path) -> PathBuf {
-    let arch = if cfg!(target_arch = "aarch64") {
-        "arm64"
-    } else {
-        "amd64"
-    };
-    let os = if cfg!(target_os = "macos") {
-        "darwin"
-    } else {
-        "linux"
-    };
-    tools.join(format!(
-        "node_modules/@foundry-rs/anvil-{os}-{arch}/bin/anvil"
-    ))
+/// The platform binary inside `node_modules` (`@foundry-rs/anvil-<os>-<arch>/bin/anvil`); the
+/// package's own `bin.mjs` is a wrapper whose child would outlive a kill.
+pub fn anvil_bin(node_dir: &Path) -> PathBuf {
+    let scope = node_dir.join("node_modules/@foundry-rs");
+    let found = std::fs::read_dir(&scope).ok().and_then(|entries| {
+        entries.flatten().find_map(|e| {
+            let bin = e.path().join("bin/anvil");
+            (e.file_name().to_string_lossy().starts_with("anvil-") && bin.is_file()).then_some(bin)
+        })
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "no anvil binary under {scope:?} (is @foundry-rs/anvil installed for this platform?)"
+        )
+    })
 }
 
 /// A compiled contract.
@@ -115,6 +116,7 @@ fn free_port() -> u16 {
 pub struct Anvil {
     child: Option<Child>,
     bin: PathBuf,
+    chain_id: u64,
     pub port: u16,
     /// `http://127.0.0.1:PORT`
     pub url: String,
@@ -123,12 +125,19 @@ pub struct Anvil {
 }
 
 impl Anvil {
+    /// anvil from the chain tools (`tools()`), with its default chain id.
     pub async fn start(tools: &Path) -> Anvil {
+        Anvil::start_with(anvil_bin(tools), CHAIN_ID).await
+    }
+
+    /// The anvil binary `bin` with `chain_id`.
+    pub async fn start_with(bin: PathBuf, chain_id: u64) -> Anvil {
         let dir = super::scratch_dir();
         let port = free_port();
         let mut a = Anvil {
             child: None,
-            bin: anvil_bin(tools),
+            bin,
+            chain_id,
             port,
             url: format!("http://127.0.0.1:{port}"),
             state: dir.join("anvil-state.json"),
@@ -148,7 +157,7 @@ impl Anvil {
             .unwrap();
         let child = Command::new(&self.bin)
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--chain-id", &CHAIN_ID.to_string()])
+            .args(["--chain-id", &self.chain_id.to_string()])
             .arg("--state")
             .arg(&self.state)
             .stdin(Stdio::null())
