@@ -110,6 +110,7 @@ pub fn build_state_sapphire(
         budget: ledger
             .as_ref()
             .map(|l| Arc::new(l.budget().clone()) as Arc<dyn crate::accounting::Budget>),
+        shared_budget: clients.gateway_shared_budget(),
         x402: x402_payer(config, ledger.as_ref())?,
         conversations: Default::default(),
     };

@@ -269,3 +269,61 @@ async fn a_spent_monthly_budget_refuses_requests_with_402_in_each_dialect() {
     drop(gw);
     let _ = std::fs::remove_dir_all(&db_dir);
 }
+
+/// Two instances over one database and one Redis: the gateway's monthly cap counts the requests
+/// running on both, so a burst split across them admits what one instance alone would. FAILS when
+/// Redis is unreachable, unless EKAI_SKIP_REDIS=1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_sharing_redis_hold_one_gateway_budget() {
+    if std::env::var("EKAI_SKIP_REDIS").as_deref() == Ok("1") {
+        eprintln!("REDIS TEST SKIPPED (EKAI_SKIP_REDIS=1)");
+        return;
+    }
+    // Every answer takes 300 ms, so the burst is in flight at once on both instances.
+    let mock = ekai_mock_provider::spawn(MockConfig {
+        default_scenario: Some("delay=300".into()),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let db_dir = scratch_dir();
+    let url = format!("sqlite://{}/usage.db", db_dir.display());
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("REDIS_URL", "redis://127.0.0.1:6379/"),
+    ];
+    let a = gateway_for(&mock, &env);
+    // A cap one request's expected cost fills: one instance alone admits one at a time.
+    let r = put_budget(&a, json!({"amountUsd": 0.000009, "alertOnly": false})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let b = gateway_for(&mock, &env);
+    let chat =
+        json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi there"}]})
+            .to_string();
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let u = format!(
+            "{}/v1/chat/completions",
+            if i % 2 == 0 { &a.url } else { &b.url }
+        );
+        let body = chat.clone();
+        tasks.push(tokio::spawn(async move { post(&u, &[], &body).await }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            200 => ok += 1,
+            402 => {
+                let v = r.json();
+                assert_eq!(v["error"]["code"], "BUDGET_EXCEEDED", "{}", r.text);
+            }
+            s => panic!("unexpected {s}: {}", r.text),
+        }
+    }
+    assert_eq!(ok, 1, "both instances saw the one reservation");
+    assert_eq!(mock.hits("openai"), 1);
+    // Without a cap nothing is reserved and both instances serve.
+    let r = put_budget(&a, json!({"amountUsd": null, "alertOnly": false})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}

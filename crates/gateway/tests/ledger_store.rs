@@ -212,6 +212,18 @@ async fn migrations_are_idempotent(db: &TestDb) {
 }
 both!(migrations_are_idempotent);
 
+async fn the_database_id_is_the_first_one_stored(db: &TestDb) {
+    let s = db.open().await;
+    let first = s.deployment_id("first-instance-id").await.unwrap();
+    assert_eq!(first, "first-instance-id");
+    let other = db.open().await;
+    assert_eq!(
+        other.deployment_id("second-instance-id").await.unwrap(),
+        first
+    );
+}
+both!(the_database_id_is_the_first_one_stored);
+
 async fn batches_and_rollups_are_exact(db: &TestDb) {
     let s = db.open().await;
     // Half past an hour, so every range edge below is ragged and all three sources are used.

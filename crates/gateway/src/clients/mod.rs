@@ -194,6 +194,9 @@ pub struct Registry {
     wallets: wallet::Sessions,
     /// Set with `REDIS_URL`: the windows live in Redis instead of `counters`.
     shared: Option<shared_limits::RedisLimits>,
+    /// The ledger database's id (with Redis): scopes the gateway budget's Redis counter to the
+    /// instances sharing that database.
+    deployment: Option<String>,
 }
 
 fn now_secs() -> u64 {
@@ -217,7 +220,14 @@ impl Registry {
                 Some(url) => Some(shared_limits::RedisLimits::connect(url).await?),
                 None => None,
             },
+            deployment: None,
         };
+        let mut r = r;
+        if let (Some(_), Some(l)) = (&r.shared, &r.ledger) {
+            let proposed = key::random_base62(16)
+                .map_err(|e| anyhow::anyhow!("the system random number generator failed: {e}"))?;
+            r.deployment = Some(l.store().deployment_id(&proposed).await?);
+        }
         if r.shared.is_some() {
             tracing::info!("clients: rate-limit windows are shared through Redis");
         }
@@ -238,6 +248,7 @@ impl Registry {
             counters: Mutex::new(HashMap::new()),
             wallets: wallet::Sessions::default(),
             shared: None,
+            deployment: None,
         }
     }
 
@@ -441,6 +452,16 @@ impl Registry {
         }))
     }
 
+    /// With `REDIS_URL` and a ledger: the gateway's own monthly cap as every instance sees it.
+    pub fn gateway_shared_budget(self: &Arc<Self>) -> Option<Arc<dyn SharedBudget>> {
+        self.shared.as_ref()?;
+        self.ledger.as_ref()?;
+        Some(Arc::new(GatewaySharedBudget {
+            registry: Arc::clone(self),
+            deployment: self.deployment.clone()?,
+        }))
+    }
+
     /// A client's spend today (UTC).
     pub fn spent_today(&self, client_id: &str) -> Option<Decimal> {
         self.ledger
@@ -602,6 +623,49 @@ impl SharedBudget for ClientSharedBudget {
                         from_nano(settled)
                     )))
                 }
+            }
+        })
+    }
+}
+
+/// The gateway's monthly cap (`PUT /budget`) across instances: as a client's, its spend comes from
+/// this instance's ledger view (refreshed from the database) and every instance's running
+/// requests are reserved in Redis. The cap is read at each request, so a change applies at once.
+struct GatewaySharedBudget {
+    registry: Arc<Registry>,
+    deployment: String,
+}
+
+impl SharedBudget for GatewaySharedBudget {
+    fn reserve(&self, expected: Decimal) -> crate::accounting::Reserving<'_> {
+        use crate::ledger::money::{from_nano, to_nano};
+        use crate::ledger::time::month_start;
+        use shared_limits::{RedisLimits, UsdCap};
+        Box::pin(async move {
+            let (Some(shared), Some(ledger)) = (&self.registry.shared, &self.registry.ledger)
+            else {
+                return Ok(Box::new(UsdHold::default()) as Box<dyn Hold>);
+            };
+            let (Some(cap), settled) = ledger.budget().settled_nano() else {
+                return Ok(Box::new(UsdHold::default()) as Box<dyn Hold>);
+            };
+            let caps = [UsdCap {
+                key: RedisLimits::gateway_budget_key(&self.deployment, month_start(now_ms())),
+                settled,
+                cap,
+            }];
+            let amount = to_nano(expected).max(0);
+            match shared.reserve_usd(&caps, amount).await {
+                Ok(reserved) => Ok(Box::new(UsdHold {
+                    registry: reserved.then(|| Arc::clone(&self.registry)),
+                    keys: caps.into_iter().map(|c| c.key).collect(),
+                    amount,
+                }) as Box<dyn Hold>),
+                Err(_) => Err(GatewayError::budget_exceeded(&format!(
+                    "the gateway's monthly budget of ${} is reached (spent ${} this month, with the requests still running on every instance)",
+                    from_nano(cap),
+                    from_nano(settled)
+                ))),
             }
         })
     }

@@ -250,6 +250,12 @@ impl RedisLimits {
         format!("ekai:budget:{client}:{period}:{start_ms}")
     }
 
+    /// The Redis counter of the gateway-wide monthly cap's reservations, for the instances over
+    /// the database `deployment`, for the month starting at `start_ms`.
+    pub fn gateway_budget_key(deployment: &str, start_ms: i64) -> String {
+        format!("ekai:budget-gateway:{deployment}:m:{start_ms}")
+    }
+
     /// Reserves `amount` nano-USD against every cap; Err(index) names the cap that is reached.
     /// A Redis failure admits (and reserves nothing), like the rate limits.
     pub async fn reserve_usd(&self, caps: &[UsdCap], amount: i64) -> Result<bool, usize> {

@@ -232,6 +232,16 @@ impl Budget {
         })
     }
 
+    /// The gateway's cap (nano-USD, None: no cap, or alert-only) and its spend this month, written
+    /// or in transit, WITHOUT requests still running (whose reservations a shared store counts
+    /// across instances).
+    pub fn settled_nano(&self) -> (Option<i64>, i64) {
+        let mut s = self.lock();
+        s.roll_month();
+        let cap = s.cap.filter(|_| !s.alert_only);
+        (cap, s.written + s.in_transit)
+    }
+
     /// A client's spend this month and today in nano-USD, written or in transit, WITHOUT requests
     /// still running (whose reservations a shared store counts across instances).
     pub fn client_settled_nano(&self, client: &str) -> (i64, i64) {

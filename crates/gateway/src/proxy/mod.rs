@@ -46,6 +46,8 @@ pub struct Proxy {
     pub sink: Arc<dyn Sink>,
     /// Spending cap; None when there is no ledger.
     pub budget: Option<Arc<dyn crate::accounting::Budget>>,
+    /// With `REDIS_URL`: the gateway's cap as every instance sees it (reservations in Redis).
+    pub shared_budget: Option<Arc<dyn crate::accounting::SharedBudget>>,
     /// Pays the x402 relay; None when x402 is off.
     pub x402: Option<Arc<crate::x402::Payer>>,
     /// Responses conversations kept for `previous_response_id` on translated models.
@@ -166,6 +168,9 @@ impl Proxy {
                 b.admit(expected)
                     .map_err(|m| GatewayError::budget_exceeded(&m))?,
             );
+        }
+        if let Some(b) = &self.shared_budget {
+            holds.push(b.reserve(expected).await?);
         }
         Ok(crate::accounting::Holds::combine(holds))
     }

@@ -985,6 +985,23 @@ impl Store {
         })
     }
 
+    /// This database's id: `proposed` if no instance stored one before, else the stored one (the
+    /// first writer wins, so every instance over the database reads the same).
+    pub async fn deployment_id(&self, proposed: &str) -> Result<String, sqlx::Error> {
+        dispatch!(self, |pool, pg| {
+            sqlx::query(&placeholders(
+                pg,
+                "INSERT INTO deployment (k, id) VALUES (1, ?) ON CONFLICT (k) DO NOTHING",
+            ))
+            .bind(proposed)
+            .execute(pool)
+            .await?;
+            sqlx::query_scalar::<_, String>("SELECT id FROM deployment WHERE k = 1")
+                .fetch_one(pool)
+                .await
+        })
+    }
+
     /// The stored monthly cap: (amount in nano-USD or None, alert only).
     pub async fn get_budget(&self) -> Result<(Option<i64>, bool), sqlx::Error> {
         dispatch!(self, |pool, _pg| {

@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "receipt_reverts",
         include_str!("../../../migrations/postgres/0006_receipt_reverts.sql"),
     ),
+    (
+        7,
+        "deployment",
+        include_str!("../../../migrations/postgres/0007_deployment.sql"),
+    ),
 ];
 
 /// Serialises migrations between instances starting at the same time.

@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "receipt_reverts",
         include_str!("../../../migrations/sqlite/0006_receipt_reverts.sql"),
     ),
+    (
+        7,
+        "deployment",
+        include_str!("../../../migrations/sqlite/0007_deployment.sql"),
+    ),
 ];
 
 #[derive(Clone)]
