@@ -352,14 +352,12 @@ impl Router {
                 .position(|r| r.matches(model) && r.provider == c.provider.name())
                 .unwrap_or(usize::MAX)
         };
-        let views: Vec<(usize, bool, HealthView)> = cands
-            .iter()
-            .map(|c| (rule_rank(c), c.health.available(now), c.health.view()))
+        // Each candidate with what it is ranked by, sorted in place (no candidate is copied).
+        let mut ranked: Vec<((usize, bool, HealthView), Candidate)> = cands
+            .into_iter()
+            .map(|c| ((rule_rank(&c), c.health.available(now), c.health.view()), c))
             .collect();
-        let mut order: Vec<usize> = (0..cands.len()).collect();
-        order.sort_by(|&a, &b| {
-            let (ca, cb) = (&cands[a], &cands[b]);
-            let (va, vb) = (&views[a], &views[b]);
+        ranked.sort_by(|(va, ca), (vb, cb)| {
             va.0.cmp(&vb.0)
                 .then(vb.1.cmp(&va.1))
                 .then_with(|| match strategy {
@@ -375,7 +373,7 @@ impl Router {
                 .then_with(|| cmp_f64(va.2.latency_ms, vb.2.latency_ms))
                 .then(ca.order.cmp(&cb.order))
         });
-        let ordered: Vec<Candidate> = order.into_iter().map(|i| cands[i].clone()).collect();
+        let ordered: Vec<Candidate> = ranked.into_iter().map(|(_, c)| c).collect();
         tracing::debug!(
             model,
             strategy = ?strategy,
