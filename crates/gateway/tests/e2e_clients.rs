@@ -675,8 +675,7 @@ async fn a_clients_own_upstream_key_is_used_and_stored_encrypted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_sharing_redis_enforce_one_limit() {
     const REDIS: &str = "redis://127.0.0.1:6379/";
-    if std::env::var("EKAI_SKIP_REDIS").as_deref() == Ok("1") {
-        eprintln!("REDIS TEST SKIPPED (EKAI_SKIP_REDIS=1)");
+    if redis_skipped() {
         return;
     }
     assert!(
@@ -859,8 +858,7 @@ async fn token_reservations_hold_under_concurrent_streams_in_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_reservations_hold_under_concurrent_streams_in_redis() {
-    if std::env::var("EKAI_SKIP_REDIS").as_deref() == Ok("1") {
-        eprintln!("REDIS TEST SKIPPED (EKAI_SKIP_REDIS=1)");
+    if redis_skipped() {
         return;
     }
     token_reservations_hold_under_concurrent_streams(true).await;
@@ -1405,17 +1403,10 @@ async fn daily_budget_holds_under_concurrent_streams() {
 /// unreachable, unless EKAI_SKIP_REDIS=1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_sharing_redis_share_budget_reservations() {
-    if std::env::var("EKAI_SKIP_REDIS").as_deref() == Ok("1") {
-        eprintln!("REDIS TEST SKIPPED (EKAI_SKIP_REDIS=1)");
+    if redis_skipped() {
         return;
     }
-    // Every answer takes 300 ms, so the burst is in flight at once on both instances.
-    let mock = ekai_mock_provider::spawn(MockConfig {
-        default_scenario: Some("delay=300".into()),
-        ..MockConfig::default()
-    })
-    .await
-    .unwrap();
+    let mock = slow_mock().await;
     let db_dir = scratch_dir();
     let url = format!("sqlite://{}/usage.db", db_dir.display());
     let env = [

@@ -275,17 +275,10 @@ async fn a_spent_monthly_budget_refuses_requests_with_402_in_each_dialect() {
 /// Redis is unreachable, unless EKAI_SKIP_REDIS=1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_sharing_redis_hold_one_gateway_budget() {
-    if std::env::var("EKAI_SKIP_REDIS").as_deref() == Ok("1") {
-        eprintln!("REDIS TEST SKIPPED (EKAI_SKIP_REDIS=1)");
+    if redis_skipped() {
         return;
     }
-    // Every answer takes 300 ms, so the burst is in flight at once on both instances.
-    let mock = ekai_mock_provider::spawn(MockConfig {
-        default_scenario: Some("delay=300".into()),
-        ..MockConfig::default()
-    })
-    .await
-    .unwrap();
+    let mock = slow_mock().await;
     let db_dir = scratch_dir();
     let url = format!("sqlite://{}/usage.db", db_dir.display());
     let env = [

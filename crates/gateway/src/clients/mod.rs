@@ -604,13 +604,8 @@ impl SharedBudget for ClientSharedBudget {
                 });
                 periods.push(("monthly", "this month", cap, month_settled));
             }
-            let amount = to_nano(expected).max(0);
-            match shared.reserve_usd(&caps, amount).await {
-                Ok(reserved) => Ok(Box::new(UsdHold {
-                    registry: reserved.then(|| Arc::clone(&self.registry)),
-                    keys: caps.into_iter().map(|c| c.key).collect(),
-                    amount,
-                }) as Box<dyn Hold>),
+            match reserve_usd(&self.registry, shared, caps, to_nano(expected)).await {
+                Ok(hold) => Ok(hold),
                 Err(i) => {
                     let (period, when, cap, settled) = periods.get(i).copied().unwrap_or((
                         "monthly",
@@ -654,13 +649,8 @@ impl SharedBudget for GatewaySharedBudget {
                 settled,
                 cap,
             }];
-            let amount = to_nano(expected).max(0);
-            match shared.reserve_usd(&caps, amount).await {
-                Ok(reserved) => Ok(Box::new(UsdHold {
-                    registry: reserved.then(|| Arc::clone(&self.registry)),
-                    keys: caps.into_iter().map(|c| c.key).collect(),
-                    amount,
-                }) as Box<dyn Hold>),
+            match reserve_usd(&self.registry, shared, caps.into(), to_nano(expected)).await {
+                Ok(hold) => Ok(hold),
                 Err(_) => Err(GatewayError::budget_exceeded(&format!(
                     "the gateway's monthly budget of ${} is reached (spent ${} this month, with the requests still running on every instance)",
                     from_nano(cap),
@@ -669,6 +659,23 @@ impl SharedBudget for GatewaySharedBudget {
             }
         })
     }
+}
+
+/// Reserves `amount` nano-USD in Redis against every cap (Err: the index of the cap reached); the
+/// hold gives the reservation back when dropped.
+async fn reserve_usd(
+    registry: &Arc<Registry>,
+    shared: &shared_limits::RedisLimits,
+    caps: Vec<shared_limits::UsdCap>,
+    amount: i64,
+) -> Result<Box<dyn Hold>, usize> {
+    let amount = amount.max(0);
+    let reserved = shared.reserve_usd(&caps, amount).await?;
+    Ok(Box::new(UsdHold {
+        registry: reserved.then(|| Arc::clone(registry)),
+        keys: caps.into_iter().map(|c| c.key).collect(),
+        amount,
+    }))
 }
 
 /// A reservation in Redis, given back when the request's record is settled (its real cost then

@@ -141,6 +141,26 @@ impl Drop for Gateway {
     }
 }
 
+/// True (after saying so) when the tests that need Redis on 127.0.0.1:6379 are switched off with
+/// EKAI_SKIP_REDIS=1; without it they FAIL when Redis is unreachable.
+pub fn redis_skipped() -> bool {
+    if std::env::var("EKAI_SKIP_REDIS").as_deref() == Ok("1") {
+        eprintln!("REDIS TEST SKIPPED (EKAI_SKIP_REDIS=1)");
+        return true;
+    }
+    false
+}
+
+/// A mock whose every answer takes 300 ms, so a burst of requests is in flight at once.
+pub async fn slow_mock() -> MockHandle {
+    ekai_mock_provider::spawn(MockConfig {
+        default_scenario: Some("delay=300".into()),
+        ..MockConfig::default()
+    })
+    .await
+    .expect("mock")
+}
+
 /// The mock (requiring the test keys) plus a gateway whose OpenAI and Anthropic providers point at it.
 pub async fn mock_and_gateway() -> (MockHandle, Gateway) {
     let mock = ekai_mock_provider::spawn(MockConfig::default())
