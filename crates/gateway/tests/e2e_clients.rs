@@ -1444,3 +1444,86 @@ async fn two_instances_sharing_redis_share_budget_reservations() {
     assert_eq!(ok, 1, "both instances saw the one reservation");
     assert_eq!(mock.hits("openai"), 1);
 }
+
+/// `GET /admin/api/receipts`: the Sapphire receipt outbox as an operator needs it — counts, and
+/// the receipts given up with why; admin only, and guessing the token there counts as a sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_lists_given_up_receipts() {
+    let mock = ekai_mock_provider::spawn(MockConfig::default())
+        .await
+        .unwrap();
+    let db_dir = scratch_dir();
+    let url = format!("sqlite://{}/usage.db", db_dir.display());
+    let gw = gateway_for(
+        &mock,
+        &[("DATABASE_URL", url.as_str()), ("EKAI_ADMIN_TOKEN", ADMIN)],
+    );
+    // The gateway has migrated the database: put one mined, one pending and one given-up receipt
+    // in its outbox, as the sender leaves them.
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for (i, (mined, given_up, reverts, error)) in [
+        (Some(1_000_i64), None, 0, None),
+        (None, None, 1, Some("logReceipt reverted")),
+        (
+            None,
+            Some(1_795_000_000_000_i64),
+            3,
+            Some("logReceipt reverted"),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        sqlx::query(
+            "INSERT INTO receipt_outbox (request_id, request_hash, owner, delegate, provider_id, model_id, \
+             prompt_tokens, completion_tokens, timestamp_ms, attempts, next_attempt_at, last_error, \
+             mined_at, reverts, given_up_at) VALUES (?, ?, '0x11', '0x22', '0x33', '0x44', 5, 7, 0, ?, 0, ?, ?, ?, ?)",
+        )
+        .bind(format!("req_{i}"))
+        .bind(format!("0x{i:064x}"))
+        .bind(reverts)
+        .bind(error)
+        .bind(mined)
+        .bind(reverts)
+        .bind(given_up)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let receipts = format!("{}/admin/api/receipts", gw.url);
+    let r = get(&receipts, &[ADMIN_AUTH]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(
+        (&v["pending"], &v["mined"], &v["given_up"]),
+        (&json!(1), &json!(1), &json!(1)),
+        "{v}"
+    );
+    let gone = &v["given_up_receipts"];
+    assert_eq!(gone.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(gone[0]["request_id"], "req_2");
+    assert_eq!(gone[0]["reverts"], 3);
+    assert_eq!(gone[0]["last_error"], "logReceipt reverted");
+    assert!(
+        gone[0]["given_up_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-"),
+        "{v}"
+    );
+
+    assert_eq!(get(&receipts, &[]).await.status, 401);
+    // Wrong tokens here are sign-in attempts: the 21st in the minute is refused outright.
+    early_in_a_minute().await;
+    let mut statuses = Vec::new();
+    for _ in 0..21 {
+        statuses.push(
+            get(&receipts, &[("authorization", "Bearer guess")])
+                .await
+                .status,
+        );
+    }
+    assert!(statuses[..20].iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(statuses[20], 429, "{statuses:?}");
+    drop(mock);
+}

@@ -1,7 +1,8 @@
 //! The admin API for clients, under `/admin/api/` (and, as before, `/admin/`): `POST clients`
 //! (returns the key once), `GET clients` (prefixes and month-to-date spend, never keys),
 //! `GET|PATCH|DELETE clients/{id}` (DELETE revokes), `POST clients/{id}/rotate` (a new key, shown
-//! once; the old one stops working), `GET clients/{id}/usage`, `GET providers` (health).
+//! once; the old one stops working), `GET clients/{id}/usage`, `GET providers` (health), `GET
+//! receipts` (Sapphire usage receipts: pending, mined, given up, and the given-up ones).
 //! The operations themselves live in `clients::admin`, shared with the CLI.
 //! Every call needs `Authorization: Bearer $EKAI_ADMIN_TOKEN` (compared in constant time);
 //! without an admin token configured the API does not exist (404). Calls are logged (never keys).
@@ -13,6 +14,7 @@ use crate::clients::admin::{self, AdminError, Changes};
 use crate::error::GatewayError;
 use crate::ledger::money::{json_usd, to_nano};
 use crate::ledger::time::{format_rfc3339, now_ms};
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -256,6 +258,58 @@ pub async fn usage(
 }
 
 /// `GET /admin/api/providers`: configured providers with their health, for scripts.
+/// `GET /admin/api/receipts`: the Sapphire receipt outbox: how many receipts are pending, mined
+/// and given up (their transactions kept reverting), and the latest 100 given up, with the error.
+pub async fn receipts(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(r) = check_admin(&s, &headers) {
+        return r;
+    }
+    let Some(store) = s.ledger.as_ref().map(crate::ledger::Ledger::store) else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Api,
+            "receipts are kept in the ledger database, and the ledger is off (DATABASE_URL=none)",
+        );
+    };
+    let read = async {
+        let counts = store.outbox_counts().await?;
+        let given_up = store.outbox_given_up(100).await?;
+        Ok::<_, sqlx::Error>((counts, given_up))
+    };
+    match read.await {
+        Ok(((pending, mined, given_up_count), given_up)) => {
+            let rows: Vec<Value> = given_up
+                .iter()
+                .map(|r| {
+                    json!({
+                        "request_id": r.request_id,
+                        "request_hash": r.request_hash,
+                        "reverts": r.reverts,
+                        "attempts": r.attempts,
+                        "last_error": r.last_error,
+                        "given_up_at": r.given_up_at.map(format_rfc3339),
+                    })
+                })
+                .collect();
+            Json(json!({
+                "pending": pending,
+                "mined": mined,
+                "given_up": given_up_count,
+                "given_up_receipts": rows,
+            }))
+            .into_response()
+        }
+        Err(e) => {
+            tracing::warn!("admin API: reading the receipt outbox failed: {e}");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::Api,
+                "the ledger database did not answer; try again",
+            )
+        }
+    }
+}
+
 pub async fn providers(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if let Some(r) = check_admin(&s, &headers) {
         return r;

@@ -194,7 +194,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/user/preferences",
             get(clients::get_preferences).put(clients::put_preferences),
         )
-        .merge(admin_client_routes())
+        .merge(admin_client_routes(Arc::clone(&state)))
         .route("/rofl/public-key", get(sapphire::public_key))
         .route("/auth/login", post(sapphire::login))
         .fallback(info::not_found)
@@ -273,7 +273,7 @@ async fn security_headers(mut resp: axum::response::Response) -> axum::response:
 }
 
 /// The admin API for clients (each handler checks the admin token or sign-in cookie itself).
-fn admin_client_routes() -> Router<Arc<AppState>> {
+fn admin_client_routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     let mut r = Router::new();
     // `/admin/api/…` is the documented prefix; `/admin/…` stays for existing scripts.
     for base in ["/admin/api", "/admin"] {
@@ -295,6 +295,33 @@ fn admin_client_routes() -> Router<Arc<AppState>> {
     }
     r.route("/admin/api/clients/{id}/usage", get(admin_clients::usage))
         .route("/admin/api/providers", get(admin_clients::providers))
+        .route("/admin/api/receipts", get(admin_clients::receipts))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            count_admin_guesses,
+        ))
+}
+
+/// A wrong admin bearer token on the admin API is a sign-in attempt (`login_limit`): counted, and
+/// refused with 429 past the limit. The handlers check the token themselves.
+async fn count_admin_guesses(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.admin_token.is_some()
+        && req.headers().contains_key(http::header::AUTHORIZATION)
+        && !session::is_admin(&state, req.headers())
+    {
+        let peer = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        if let Some(refused) = state.login_throttled(peer) {
+            return refused;
+        }
+    }
+    next.run(req).await
 }
 
 /// The dashboard's own listener (`UI_PORT`): the page at `/` and under `/dashboard`, its JSON API,
@@ -304,7 +331,7 @@ pub fn ui_router(state: Arc<AppState>) -> Router {
         .route("/", get(dashboard::index))
         .route("/budget", get(budget::get_budget).put(budget::put_budget))
         .merge(dashboard::routes(Arc::clone(&state)))
-        .merge(admin_client_routes())
+        .merge(admin_client_routes(Arc::clone(&state)))
         .fallback(info::not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

@@ -151,6 +151,18 @@ pub fn redis_skipped() -> bool {
     false
 }
 
+/// Waits, when needed, until at least 15 s remain of the current clock minute: for tests of
+/// per-minute limits, which must not see their window end midway.
+pub async fn early_in_a_minute() {
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() % 60)
+        .unwrap_or(0);
+    if second > 45 {
+        tokio::time::sleep(Duration::from_secs(61 - second)).await;
+    }
+}
+
 /// A mock whose every answer takes 300 ms, so a burst of requests is in flight at once.
 pub async fn slow_mock() -> MockHandle {
     ekai_mock_provider::spawn(MockConfig {

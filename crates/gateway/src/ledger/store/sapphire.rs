@@ -176,6 +176,23 @@ impl Store {
         })
     }
 
+    /// The receipts given up (newest first, at most `limit`), for operators.
+    pub async fn outbox_given_up(&self, limit: usize) -> Result<Vec<OutboxRow>, sqlx::Error> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        dispatch!(self, |pool, pg| {
+            let rows = sqlx::query(&placeholders(
+                pg,
+                &format!(
+                    "SELECT {OUTBOX_COLUMNS} FROM receipt_outbox WHERE given_up_at IS NOT NULL ORDER BY given_up_at DESC, id DESC LIMIT ?"
+                ),
+            ))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(outbox_from).collect()
+        })
+    }
+
     /// Remembers the transaction sent for a receipt (before waiting for it to be mined, so a
     /// restart can look it up instead of sending a second one).
     pub async fn outbox_sent(&self, id: i64, tx_hash: &str) -> Result<(), sqlx::Error> {
