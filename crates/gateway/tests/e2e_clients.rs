@@ -1512,6 +1512,55 @@ async fn the_admin_api_lists_given_up_receipts() {
         "{v}"
     );
 
+    // Put back in the queue (one by its hash; a hash that is not given up re-queues nothing).
+    let retry = format!("{receipts}/retry");
+    let hash = gone[0]["request_hash"].as_str().unwrap().to_string();
+    let r = post(
+        &retry,
+        &[ADMIN_AUTH],
+        &json!({"request_hash": "0x01"}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["requeued"].clone()),
+        (200, json!(0)),
+        "{}",
+        r.text
+    );
+    let r = post(
+        &retry,
+        &[ADMIN_AUTH],
+        &json!({"request_hash": 7}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = post(
+        &retry,
+        &[ADMIN_AUTH],
+        &json!({"request_hash": hash}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["requeued"].clone()),
+        (200, json!(1)),
+        "{}",
+        r.text
+    );
+    let v = get(&receipts, &[ADMIN_AUTH]).await.json();
+    assert_eq!(
+        (&v["pending"], &v["given_up"]),
+        (&json!(2), &json!(0)),
+        "{v}"
+    );
+    let (reverts, due): (i64, i64) = sqlx::query_as(
+        "SELECT reverts, next_attempt_at FROM receipt_outbox WHERE request_id = 'req_2'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((reverts, due), (0, 0), "due at the sender's next round");
+    assert_eq!(post(&retry, &[], "{}").await.status, 401);
+
     assert_eq!(get(&receipts, &[]).await.status, 401);
     // Wrong tokens here are sign-in attempts: the 21st in the minute is refused outright.
     early_in_a_minute().await;

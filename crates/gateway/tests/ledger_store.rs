@@ -718,6 +718,18 @@ async fn sapphire_outbox_and_sessions(db: &TestDb) {
     assert_eq!((all[0].reverts, all[0].attempts), (2, 3));
     assert!(all[0].given_up_at.is_some() && all[0].tx_hash.is_none());
     assert_eq!(s.outbox_counts().await.unwrap(), (0, 1, 1));
+    let gone = s.outbox_given_up(10).await.unwrap();
+    assert_eq!(gone.len(), 1);
+    // An operator puts it back: due at once, its reverts forgotten.
+    assert_eq!(s.outbox_requeue(Some("0xnone")).await.unwrap(), 0);
+    assert_eq!(
+        s.outbox_requeue(Some(&gone[0].request_hash)).await.unwrap(),
+        1
+    );
+    assert_eq!(s.outbox_requeue(None).await.unwrap(), 0);
+    let due = s.outbox_due(now_ms(), 10).await.unwrap();
+    assert_eq!((due.len(), due[0].reverts), (1, 0));
+    assert_eq!(s.outbox_counts().await.unwrap(), (1, 1, 0));
 
     let session = SessionRow {
         token_hash: "h1".into(),

@@ -2,7 +2,8 @@
 //! (returns the key once), `GET clients` (prefixes and month-to-date spend, never keys),
 //! `GET|PATCH|DELETE clients/{id}` (DELETE revokes), `POST clients/{id}/rotate` (a new key, shown
 //! once; the old one stops working), `GET clients/{id}/usage`, `GET providers` (health), `GET
-//! receipts` (Sapphire usage receipts: pending, mined, given up, and the given-up ones).
+//! receipts` (Sapphire usage receipts: pending, mined, given up, and the given-up ones), `POST
+//! receipts/retry` (given-up receipts back in the queue: all, or `{"request_hash"}`).
 //! The operations themselves live in `clients::admin`, shared with the CLI.
 //! Every call needs `Authorization: Bearer $EKAI_ADMIN_TOKEN` (compared in constant time);
 //! without an admin token configured the API does not exist (404). Calls are logged (never keys).
@@ -301,6 +302,58 @@ pub async fn receipts(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Res
         }
         Err(e) => {
             tracing::warn!("admin API: reading the receipt outbox failed: {e}");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::Api,
+                "the ledger database did not answer; try again",
+            )
+        }
+    }
+}
+
+/// `POST /admin/api/receipts/retry` `{}` or `{"request_hash": "0x…"}`: puts given-up receipts back
+/// in the queue (e.g. once the control plane accepts them again) → `{"requeued": n}`.
+pub async fn retry_receipts(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = check_admin(&s, &headers) {
+        return r;
+    }
+    let Some(store) = s.ledger.as_ref().map(crate::ledger::Ledger::store) else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Api,
+            "receipts are kept in the ledger database, and the ledger is off (DATABASE_URL=none)",
+        );
+    };
+    let hash = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(o)) => match o.get("request_hash") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(h)) => Some(h.to_ascii_lowercase()),
+                Some(_) => return bad("`request_hash` must be the receipt's 0x… hash"),
+            },
+            _ => {
+                return bad(
+                    "the body must be {} (every given-up receipt) or {\"request_hash\": \"0x…\"}",
+                );
+            }
+        }
+    };
+    match store.outbox_requeue(hash.as_deref()).await {
+        Ok(n) => {
+            tracing::info!(
+                requeued = n,
+                "admin: given-up receipts put back in the queue"
+            );
+            Json(json!({ "requeued": n })).into_response()
+        }
+        Err(e) => {
+            tracing::warn!("admin API: re-queueing receipts failed: {e}");
             error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorKind::Api,

@@ -296,6 +296,10 @@ fn admin_client_routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     r.route("/admin/api/clients/{id}/usage", get(admin_clients::usage))
         .route("/admin/api/providers", get(admin_clients::providers))
         .route("/admin/api/receipts", get(admin_clients::receipts))
+        .route(
+            "/admin/api/receipts/retry",
+            post(admin_clients::retry_receipts),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             count_admin_guesses,

@@ -176,6 +176,29 @@ impl Store {
         })
     }
 
+    /// Puts given-up receipts back in the queue (all, or the one with `request_hash`), their
+    /// reverts forgotten: sent at the sender's next round. How many were re-queued.
+    pub async fn outbox_requeue(&self, request_hash: Option<&str>) -> Result<u64, sqlx::Error> {
+        dispatch!(self, |pool, pg| {
+            let sql = match request_hash {
+                Some(_) => {
+                    "UPDATE receipt_outbox SET given_up_at = NULL, reverts = 0, next_attempt_at = 0 \
+                     WHERE given_up_at IS NOT NULL AND request_hash = ?"
+                }
+                None => {
+                    "UPDATE receipt_outbox SET given_up_at = NULL, reverts = 0, next_attempt_at = 0 \
+                     WHERE given_up_at IS NOT NULL"
+                }
+            };
+            let sql = placeholders(pg, sql);
+            let mut q = sqlx::query(&sql);
+            if let Some(h) = request_hash {
+                q = q.bind(h);
+            }
+            Ok(q.execute(pool).await?.rows_affected())
+        })
+    }
+
     /// The receipts given up (newest first, at most `limit`), for operators.
     pub async fn outbox_given_up(&self, limit: usize) -> Result<Vec<OutboxRow>, sqlx::Error> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
