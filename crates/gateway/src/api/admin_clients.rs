@@ -259,18 +259,38 @@ pub async fn usage(
 }
 
 /// `GET /admin/api/providers`: configured providers with their health, for scripts.
-/// `GET /admin/api/receipts`: the Sapphire receipt outbox: how many receipts are pending, mined
-/// and given up (their transactions kept reverting), and the latest 100 given up, with the error.
-pub async fn receipts(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(r) = check_admin(&s, &headers) {
-        return r;
+/// The admin check, then the ledger's store (the outbox lives there).
+fn receipts_store<'a>(
+    s: &'a AppState,
+    headers: &HeaderMap,
+) -> Result<&'a crate::ledger::store::Store, Box<Response>> {
+    if let Some(r) = check_admin(s, headers) {
+        return Err(Box::new(r));
     }
-    let Some(store) = s.ledger.as_ref().map(crate::ledger::Ledger::store) else {
-        return error(
+    s.ledger.as_ref().map(crate::ledger::Ledger::store).ok_or_else(|| {
+        Box::new(error(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Api,
             "receipts are kept in the ledger database, and the ledger is off (DATABASE_URL=none)",
-        );
+        ))
+    })
+}
+
+fn database_down(doing: &str, e: &sqlx::Error) -> Response {
+    tracing::warn!("admin API: {doing} failed: {e}");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Api,
+        "the ledger database did not answer; try again",
+    )
+}
+
+/// `GET /admin/api/receipts`: the Sapphire receipt outbox: how many receipts are pending, mined
+/// and given up (their transactions kept reverting), and the latest 100 given up, with the error.
+pub async fn receipts(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let store = match receipts_store(&s, &headers) {
+        Ok(store) => store,
+        Err(r) => return *r,
     };
     let read = async {
         let counts = store.outbox_counts().await?;
@@ -300,14 +320,7 @@ pub async fn receipts(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Res
             }))
             .into_response()
         }
-        Err(e) => {
-            tracing::warn!("admin API: reading the receipt outbox failed: {e}");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorKind::Api,
-                "the ledger database did not answer; try again",
-            )
-        }
+        Err(e) => database_down("reading the receipt outbox", &e),
     }
 }
 
@@ -318,15 +331,9 @@ pub async fn retry_receipts(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = check_admin(&s, &headers) {
-        return r;
-    }
-    let Some(store) = s.ledger.as_ref().map(crate::ledger::Ledger::store) else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Api,
-            "receipts are kept in the ledger database, and the ledger is off (DATABASE_URL=none)",
-        );
+    let store = match receipts_store(&s, &headers) {
+        Ok(store) => store,
+        Err(r) => return *r,
     };
     let hash = if body.iter().all(u8::is_ascii_whitespace) {
         None
@@ -352,14 +359,7 @@ pub async fn retry_receipts(
             );
             Json(json!({ "requeued": n })).into_response()
         }
-        Err(e) => {
-            tracing::warn!("admin API: re-queueing receipts failed: {e}");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorKind::Api,
-                "the ledger database did not answer; try again",
-            )
-        }
+        Err(e) => database_down("re-queueing receipts", &e),
     }
 }
 
