@@ -475,6 +475,10 @@ def verdict(ok):
     return "**met**" if ok else "**not met**"
 
 
+# The three ways to the mock the floor and wake-up tables compare.
+PATHS = (("direct to the mock", "direct"), ("through socat (floor)", "relay"), ("through the gateway", "gateway"))
+
+
 def render(R, args):
     m = R["machine"]
     L = []
@@ -574,8 +578,7 @@ def render(R, args):
         w("")
         w("| path | req/s | p50 ms | p90 ms | p99 ms |")
         w("|---|---|---|---|---|")
-        for name, key in (("direct to the mock", "direct"), ("through socat (floor)", "relay"),
-                          ("through the gateway", "gateway")):
+        for name, key in PATHS:
             x = fl[key]
             w(f"| {name} | {x['rps']:,.0f} | {ms(x['lat_p50_us'])} | {ms(x['lat_p90_us'])} | {ms(x['lat_p99_us'])} |")
         if fl.get("ttfb"):
@@ -599,8 +602,7 @@ def render(R, args):
         w("| path (OpenAI JSON, c=1) | req/s | p50 ms | p90 ms | p99 ms | added p50 ms | gw CPU/req (µs) |")
         w("|---|---|---|---|---|---|---|")
         d = hp["direct"]
-        for name, key in (("direct to the mock", "direct"), ("through socat (floor)", "relay"),
-                          ("through the gateway", "gateway")):
+        for name, key in PATHS:
             x = hp.get(key)
             if not x:
                 continue

@@ -91,18 +91,10 @@ async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
         if session::is_admin(&state, req.headers()) {
             return next.run(req).await;
         }
-        let guessed = req.headers().contains_key(header::AUTHORIZATION);
-        if guessed {
-            // A wrong bearer token is a sign-in attempt too (else guessing would just move here).
-            let peer = req
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip());
-            if let Some(refused) = state.login_throttled(peer) {
-                return refused;
-            }
+        if let Some(refused) = state.admin_guess_throttled(&req) {
+            return refused;
         }
-        let message = if guessed {
+        let message = if req.headers().contains_key(header::AUTHORIZATION) {
             "the admin token is not valid"
         } else {
             "sign in with the admin token (POST /admin/login) or send Authorization: Bearer <EKAI_ADMIN_TOKEN>"

@@ -218,7 +218,7 @@ async fn run(
         }
         // Boxed: the proxy's futures run to several KB (the attempt loop, the upstream call), and
         // every layer between hyper and here moves the handler's future by value; boxed, those
-        // moves copy a pointer (measured: ~10% of a JSON request's instructions were such copies).
+        // moves copy a pointer (measured with callgrind: −3.8% instructions per JSON request).
         match op {
             Op::Generate => Box::pin(s.proxy.generate(&mut ctx, body)).await,
             Op::CountTokens => Box::pin(s.proxy.count_tokens(&mut ctx, body)).await,

@@ -92,6 +92,23 @@ impl AppState {
         self
     }
 
+    /// A request carrying an admin bearer token that is not the admin token is a sign-in attempt
+    /// (else guessing would just move from the login to the API): counted against its peer, and
+    /// the 429 to answer when the address is over its limit.
+    pub fn admin_guess_throttled(&self, req: &axum::extract::Request) -> Option<Response> {
+        if self.admin_token.is_none()
+            || !req.headers().contains_key(http::header::AUTHORIZATION)
+            || session::is_admin(self, req.headers())
+        {
+            return None;
+        }
+        let peer = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        self.login_throttled(peer)
+    }
+
     /// Counts a sign-in attempt from `peer`: the 429 to answer when the address is over its limit.
     pub fn login_throttled(&self, peer: Option<std::net::IpAddr>) -> Option<Response> {
         let now = crate::ledger::time::now_ms() / 1000;
@@ -306,26 +323,17 @@ fn admin_client_routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         ))
 }
 
-/// A wrong admin bearer token on the admin API is a sign-in attempt (`login_limit`): counted, and
-/// refused with 429 past the limit. The handlers check the token themselves.
+/// Wrong admin bearer tokens on the admin API count as sign-in attempts (the handlers check the
+/// token themselves).
 async fn count_admin_guesses(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if state.admin_token.is_some()
-        && req.headers().contains_key(http::header::AUTHORIZATION)
-        && !session::is_admin(&state, req.headers())
-    {
-        let peer = req
-            .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip());
-        if let Some(refused) = state.login_throttled(peer) {
-            return refused;
-        }
+    match state.admin_guess_throttled(&req) {
+        Some(refused) => refused,
+        None => next.run(req).await,
     }
-    next.run(req).await
 }
 
 /// The dashboard's own listener (`UI_PORT`): the page at `/` and under `/dashboard`, its JSON API,
